@@ -1,0 +1,343 @@
+//! Experiment configuration, layered with figment:
+//! preset defaults < experiment TOML < `ASTROCLIP_*` environment < `--set key.path=value`.
+//!
+//! Every struct denies unknown fields, so a misspelt key is an error naming the key and the
+//! source it came from. The resolved configuration is stored with each run.
+
+use std::path::{Path, PathBuf};
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::value::{Dict, Map};
+use figment::{Figment, Metadata, Profile, Provider};
+use serde::{Deserialize, Serialize};
+
+use crate::survey::SynthConfig;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    pub experiment: ExperimentSection,
+    pub data: DataConfig,
+    pub image: ImageConfig,
+    pub spectrum: SpectrumConfig,
+    pub model: ModelConfig,
+    pub loss: LossConfig,
+    pub train: TrainConfig,
+    pub eval: EvalConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentSection {
+    /// Experiment name in the registry.
+    pub name: String,
+    /// `quickstart` or `paper`: the defaults every other key overrides.
+    pub preset: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// A survey file written by `astroclip survey synth`; when empty, the survey is
+    /// synthesised in memory from `synth`.
+    pub path: String,
+    pub synth: SynthConfig,
+    pub test_fraction: f64,
+    pub split_seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageConfig {
+    pub tokenizer: String,
+    pub encoder: String,
+    /// Centre crop in pixels (AstroCLIP: 144 of 152).
+    pub crop: usize,
+    /// Block-average factor after the crop (1 = none).
+    pub downsample: usize,
+    pub channels: Vec<usize>,
+    pub blocks_per_stage: usize,
+    pub stem_stride: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpectrumConfig {
+    pub tokenizer: String,
+    pub encoder: String,
+    /// Mean of this many adjacent bins before tokenisation (1 = the native grid).
+    pub rebin: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    pub embed_dim: usize,
+    pub head_heads: usize,
+    pub dropout: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossConfig {
+    pub kind: String,
+    /// Multiplier of cosine similarities (AstroCLIP: 15.5, fixed).
+    pub logit_scale: f64,
+    pub learnable_scale: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub weight_decay: f64,
+    pub warmup_steps: usize,
+    /// Final learning rate as a fraction of `lr` at the end of the cosine.
+    pub min_lr_fraction: f64,
+    /// Clip the global gradient L2 norm (0 = off).
+    pub grad_clip: f64,
+    pub checkpoint_every: usize,
+    /// Metrics are buffered and written to the registry every this many steps.
+    pub log_every: usize,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    pub k: usize,
+    pub properties: Vec<String>,
+    pub recall_at: Vec<usize>,
+    pub batch_size: usize,
+}
+
+impl ExperimentConfig {
+    pub fn preset(name: &str) -> Option<Self> {
+        let quick = Self {
+            experiment: ExperimentSection {
+                name: "quickstart".into(),
+                preset: "quickstart".into(),
+                description: String::new(),
+            },
+            data: DataConfig {
+                path: String::new(),
+                synth: SynthConfig { n_galaxies: 2560, ..SynthConfig::default() },
+                test_fraction: 0.2,
+                split_seed: 7,
+            },
+            image: ImageConfig {
+                tokenizer: "legacy-survey-rgb".into(),
+                encoder: "resnet".into(),
+                crop: 48,
+                downsample: 2,
+                channels: vec![16, 32, 64],
+                blocks_per_stage: 1,
+                stem_stride: 1,
+            },
+            spectrum: SpectrumConfig {
+                tokenizer: "specformer-tokens".into(),
+                encoder: "specformer".into(),
+                rebin: 8,
+                d_model: 64,
+                n_layers: 2,
+                n_heads: 4,
+            },
+            model: ModelConfig { embed_dim: 128, head_heads: 4, dropout: 0.1 },
+            loss: LossConfig { kind: "infonce".into(), logit_scale: 15.5, learnable_scale: false },
+            train: TrainConfig {
+                steps: 800,
+                batch_size: 64,
+                lr: 1e-3,
+                weight_decay: 0.05,
+                warmup_steps: 50,
+                min_lr_fraction: 0.05,
+                grad_clip: 1.0,
+                checkpoint_every: 200,
+                log_every: 10,
+                seed: 0,
+            },
+            eval: EvalConfig {
+                k: 64,
+                properties: ["redshift", "log_mass", "log_ssfr", "metallicity", "age"].map(String::from).to_vec(),
+                recall_at: vec![1, 10],
+                batch_size: 128,
+            },
+        };
+        match name {
+            "quickstart" => Some(quick),
+            // AstroCLIP's sizes (Parker et al. 2024 §4): 144-px crops, 1024-d embedding,
+            // 6 × 768 SpecFormer, batch 256, AdamW lr 1e-4, wd 0.05, 1k warm-up then cosine.
+            "paper" => Some(Self {
+                experiment: ExperimentSection { name: "paper".into(), preset: "paper".into(), description: String::new() },
+                data: DataConfig { synth: SynthConfig { n_galaxies: 200_000, ..SynthConfig::default() }, ..quick.data },
+                image: ImageConfig {
+                    crop: 144,
+                    downsample: 1,
+                    channels: vec![64, 128, 256, 512],
+                    blocks_per_stage: 2,
+                    stem_stride: 2,
+                    ..quick.image
+                },
+                spectrum: SpectrumConfig { rebin: 1, d_model: 768, n_layers: 6, n_heads: 6, ..quick.spectrum },
+                model: ModelConfig { embed_dim: 1024, head_heads: 16, dropout: 0.1 },
+                loss: quick.loss,
+                train: TrainConfig {
+                    steps: 100_000,
+                    batch_size: 256,
+                    lr: 1e-4,
+                    weight_decay: 0.05,
+                    warmup_steps: 1000,
+                    min_lr_fraction: 0.0,
+                    checkpoint_every: 2000,
+                    log_every: 50,
+                    ..quick.train
+                },
+                eval: EvalConfig { batch_size: 64, ..quick.eval },
+            }),
+            _ => None,
+        }
+    }
+
+    /// Checks that values are usable together; returns the first problem, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |key: &str, msg: String| Err(ConfigError::Invalid { key: key.into(), message: msg });
+        if self.train.batch_size < 2 {
+            return bad("train.batch_size", "a contrastive batch needs at least 2 pairs".into());
+        }
+        if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
+            return bad("data.test_fraction", format!("{} is not in (0, 1)", self.data.test_fraction));
+        }
+        if self.image.downsample == 0 || self.image.crop % self.image.downsample != 0 {
+            return bad("image.downsample", format!("must divide image.crop = {}", self.image.crop));
+        }
+        if self.image.channels.is_empty() {
+            return bad("image.channels", "needs at least one stage".into());
+        }
+        if self.model.embed_dim % self.model.head_heads != 0 {
+            return bad("model.head_heads", format!("must divide model.embed_dim = {}", self.model.embed_dim));
+        }
+        if self.spectrum.d_model % self.spectrum.n_heads != 0 {
+            return bad("spectrum.n_heads", format!("must divide spectrum.d_model = {}", self.spectrum.d_model));
+        }
+        if self.loss.logit_scale <= 0.0 {
+            return bad("loss.logit_scale", "must be positive".into());
+        }
+        if self.train.lr <= 0.0 || !self.train.lr.is_finite() {
+            return bad("train.lr", "must be a positive number".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("experiment file {0} does not exist; pass an existing TOML file (see experiments/)")]
+    MissingFile(PathBuf),
+    #[error("unknown preset {0:?}; use `quickstart` or `paper`")]
+    UnknownPreset(String),
+    #[error("invalid configuration:\n{0}")]
+    Figment(String),
+    #[error("invalid value for `{key}`: {message}")]
+    Invalid { key: String, message: String },
+    #[error("--set {0:?} is not of the form key.path=value")]
+    BadOverride(String),
+}
+
+/// `--set key.path=value` overrides as a figment provider with its own name, so errors say
+/// where a bad value came from.
+#[derive(Debug, Clone, Default)]
+pub struct CliOverrides {
+    toml: String,
+}
+
+impl CliOverrides {
+    pub fn parse(items: &[String]) -> Result<Self, ConfigError> {
+        let mut root = toml::Table::new();
+        for item in items {
+            let (key, raw) = item.split_once('=').ok_or_else(|| ConfigError::BadOverride(item.clone()))?;
+            let path: Vec<&str> = key.trim().split('.').collect();
+            if path.iter().any(|p| p.is_empty()) {
+                return Err(ConfigError::BadOverride(item.clone()));
+            }
+            // A value that parses as TOML keeps its type; anything else is a string.
+            let value = toml::from_str::<toml::Table>(&format!("v = {raw}"))
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or_else(|| toml::Value::String(raw.to_string()));
+            let mut table = &mut root;
+            for part in &path[..path.len() - 1] {
+                let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                table = match entry {
+                    toml::Value::Table(t) => t,
+                    _ => return Err(ConfigError::BadOverride(item.clone())),
+                };
+            }
+            table.insert(path[path.len() - 1].to_string(), value);
+        }
+        Ok(Self { toml: root.to_string() })
+    }
+}
+
+impl Provider for CliOverrides {
+    fn metadata(&self) -> Metadata {
+        Metadata::named("command-line --set")
+    }
+
+    fn data(&self) -> Result<Map<Profile, Dict>, figment::Error> {
+        Toml::string(&self.toml).data()
+    }
+}
+
+fn describe(err: figment::Error) -> ConfigError {
+    let lines: Vec<String> = err
+        .into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let source = e
+                .metadata
+                .as_ref()
+                .map(|m| match &m.source {
+                    Some(src) => format!("{} ({src})", m.name),
+                    None => m.name.to_string(),
+                })
+                .unwrap_or_else(|| "defaults".into());
+            let key = if key.is_empty() { String::new() } else { format!("key `{key}`: ") };
+            format!("  {key}{} [from {source}]", e.kind)
+        })
+        .collect();
+    ConfigError::Figment(lines.join("\n"))
+}
+
+fn layered(file: Option<&Path>, overrides: &CliOverrides) -> Figment {
+    let mut f = Figment::new();
+    if let Some(path) = file {
+        f = f.merge(Toml::file_exact(path));
+    }
+    f.merge(Env::prefixed("ASTROCLIP_").split("__").ignore(&["log", "home"])).merge(overrides.clone())
+}
+
+/// Resolves an experiment: the preset named by the layers (default `quickstart`) supplies
+/// defaults; file, environment and overrides go on top in that order.
+pub fn load(file: Option<&Path>, overrides: &CliOverrides) -> Result<ExperimentConfig, ConfigError> {
+    if let Some(path) = file {
+        if !path.is_file() {
+            return Err(ConfigError::MissingFile(path.to_path_buf()));
+        }
+    }
+    let preset: String = layered(file, overrides)
+        .extract_inner::<String>("experiment.preset")
+        .unwrap_or_else(|_| "quickstart".into());
+    let defaults = ExperimentConfig::preset(&preset).ok_or(ConfigError::UnknownPreset(preset))?;
+    let cfg: ExperimentConfig = Figment::from(Serialized::defaults(defaults))
+        .merge(layered(file, overrides))
+        .extract()
+        .map_err(describe)?;
+    cfg.validate()?;
+    Ok(cfg)
+}

@@ -1,0 +1,14 @@
+//! astroclip core runtime: the synthetic survey, configuration, model assembly, training,
+//! embedding and evaluation, and the `astroclip` command line.
+//!
+//! See `docs/architecture.md` for how the pieces fit and where components plug in.
+
+pub mod components;
+pub mod config;
+pub mod dataset;
+pub mod device;
+pub mod eval;
+pub mod model;
+pub mod run;
+pub mod survey;
+pub mod train;

@@ -1,0 +1,217 @@
+//! The `astroclip` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use astroclip_core::config::{self, CliOverrides};
+use astroclip_core::run::{self, RunOptions};
+use astroclip_core::survey::{self, SynthConfig, storage};
+use astroclip_registry::Registry;
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "astroclip", version, about = "Cross-modal (image ↔ spectrum) foundation models for galaxies")]
+struct Cli {
+    /// Directory holding the registry (registry.db) and run outputs (runs/).
+    #[arg(long, global = true, env = "ASTROCLIP_HOME", default_value = ".astroclip")]
+    home: PathBuf,
+    /// Log filter (error, warn, info, debug, or a tracing directive).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train and evaluate an experiment, recording it in the registry.
+    Run(RunArgs),
+    /// Inspect recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: RunsCommand,
+    },
+    /// Synthetic surveys.
+    Survey {
+        #[command(subcommand)]
+        command: SurveyCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Experiment TOML (see experiments/). Without it the `quickstart` preset runs.
+    experiment: Option<PathBuf>,
+    /// Override a configuration key, e.g. `--set train.steps=100` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Backend: flex (pure-Rust CPU), tch (libtorch CPU), tch-cuda:N (libtorch GPU N).
+    #[arg(long, default_value = "flex")]
+    device: String,
+    /// Continue a run from its latest checkpoint (id or unique prefix).
+    #[arg(long, value_name = "RUN_ID")]
+    resume: Option<String>,
+    /// Stop after this many training steps with a checkpoint; the run stays resumable.
+    #[arg(long, value_name = "STEPS")]
+    stop_after: Option<usize>,
+}
+
+#[derive(Subcommand, Debug)]
+enum RunsCommand {
+    /// List runs, newest first.
+    List {
+        #[arg(long)]
+        experiment: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one run: configuration, params, latest metrics, artifacts.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SurveyCommand {
+    /// Generate a synthetic survey file (safetensors, AstroCLIP array layout).
+    Synth {
+        #[arg(long, default_value_t = 2048)]
+        n: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        #[arg(long, default_value_t = 152)]
+        image_size: usize,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCommand {
+    /// Print the fully resolved configuration of an experiment as TOML.
+    Show {
+        experiment: Option<PathBuf>,
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn fmt_time(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (d, s) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since epoch (Howard Hinnant's algorithm).
+    let z = d + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}", s / 3600, s % 3600 / 60, s % 60)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run(args) => {
+            let outcome = run::execute(&RunOptions {
+                file: args.experiment,
+                overrides: args.set,
+                device: args.device,
+                resume: args.resume,
+                home: cli.home,
+                stop_after: args.stop_after,
+            })?;
+            match &outcome.report {
+                Some(report) => {
+                    println!("{}", report.table());
+                    println!(
+                        "run {} finished in {:.1} s; training {:.1} samples/s",
+                        outcome.run_id, outcome.wall_secs, outcome.train_samples_per_sec
+                    );
+                }
+                None => println!(
+                    "run {} stopped early after {:.1} s; continue with `astroclip run --resume {}`",
+                    outcome.run_id, outcome.wall_secs, outcome.run_id
+                ),
+            }
+        }
+        Command::Runs { command } => {
+            let reg = Registry::open(&run::registry_path(&cli.home))?;
+            match command {
+                RunsCommand::List { experiment, json } => {
+                    let runs = reg.list_runs(experiment.as_deref())?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&runs)?);
+                    } else {
+                        println!("{:<34} {:<14} {:<9} {:<20} {:>8}", "id", "experiment", "status", "started (UTC)", "secs");
+                        for r in runs {
+                            let secs = r.end_ms.map(|e| format!("{:.0}", (e - r.start_ms) as f64 / 1e3)).unwrap_or_default();
+                            println!("{:<34} {:<14} {:<9} {:<20} {:>8}", r.id, r.experiment, r.status, fmt_time(r.start_ms), secs);
+                        }
+                    }
+                }
+                RunsCommand::Show { id, json } => {
+                    let d = reg.run(&id)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&d)?);
+                    } else {
+                        let s = &d.summary;
+                        println!("run        {}\nexperiment {}\nstatus     {}", s.id, s.experiment, s.status);
+                        println!("started    {}", fmt_time(s.start_ms));
+                        if let Some(e) = s.end_ms {
+                            println!("ended      {} ({:.1} s)", fmt_time(e), (e - s.start_ms) as f64 / 1e3);
+                        }
+                        println!("git        {}", s.git_commit.as_deref().unwrap_or("-"));
+                        println!("data hash  {}", s.data_hash.as_deref().unwrap_or("-"));
+                        if let Some(m) = &d.message {
+                            println!("message    {m}");
+                        }
+                        println!("\nmetrics (last value)");
+                        for m in &d.latest_metrics {
+                            let ctx = if m.context.is_empty() { String::new() } else { format!(" [{}]", m.context) };
+                            println!("  {:<34} step {:>7}  {:>12.5}{ctx}", m.key, m.step, m.value);
+                        }
+                        println!("\nartifacts");
+                        for a in &d.artifacts {
+                            println!("  {:<16} {:>10} B  {}  {}", a.kind, a.size_bytes, &a.sha256[..12], a.path);
+                        }
+                        println!("\nparams: {} (see --json)", d.params.len());
+                    }
+                }
+            }
+        }
+        Command::Survey { command: SurveyCommand::Synth { n, seed, image_size, out } } => {
+            let cfg = SynthConfig { n_galaxies: n, seed, image_size, ..SynthConfig::default() };
+            let t = std::time::Instant::now();
+            let s = survey::synthesize(&cfg, |_| {});
+            let secs = t.elapsed().as_secs_f64();
+            storage::save(&s, &out).with_context(|| format!("writing {}", out.display()))?;
+            println!("{n} galaxies in {secs:.2} s ({:.1} galaxies/s) -> {}", n as f64 / secs, out.display());
+            println!("data hash {}", s.content_hash());
+        }
+        Command::Config { command: ConfigCommand::Show { experiment, set } } => {
+            let cfg = config::load(experiment.as_deref(), &CliOverrides::parse(&set)?)?;
+            print!("{}", toml::to_string_pretty(&cfg)?);
+        }
+    }
+    Ok(())
+}

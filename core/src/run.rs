@@ -1,0 +1,283 @@
+//! One experiment run end to end: resolve the configuration, load or synthesise the survey,
+//! tokenize, record the run, train (or resume), evaluate, store embeddings and results.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use astroclip_registry::{Metric, NewRun, Registry};
+use burn::tensor::Device;
+use serde_json::Value;
+
+use crate::config::{self, CliOverrides, ExperimentConfig};
+use crate::eval::{self, EvalInput, EvalReport};
+use crate::survey::{self, Survey, storage};
+use crate::train::{self, Checkpoints, TrainSetup};
+use crate::{components, dataset, device};
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub file: Option<PathBuf>,
+    pub overrides: Vec<String>,
+    pub device: String,
+    pub resume: Option<String>,
+    pub home: PathBuf,
+    /// Stop after this many training steps (checkpointed, status `killed`, resumable).
+    pub stop_after: Option<usize>,
+}
+
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub run_id: String,
+    /// `None` when training stopped early (`stop_after`).
+    pub report: Option<EvalReport>,
+    pub train_samples_per_sec: f64,
+    pub wall_secs: f64,
+}
+
+pub fn registry_path(home: &Path) -> PathBuf {
+    home.join("registry.db")
+}
+
+/// Flattens a JSON object into `a.b.c = value` pairs (the run's params).
+pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
+    match v {
+        Value::Object(map) => {
+            for (k, v) in map {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        Value::String(s) => out.push((prefix.to_string(), s.clone())),
+        other => out.push((prefix.to_string(), other.to_string())),
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Loads the survey the configuration names, or synthesises it; returns it with the
+/// generation rate (galaxies/s) when synthesised.
+pub fn load_survey(cfg: &ExperimentConfig) -> anyhow::Result<(Survey, Option<f64>)> {
+    if !cfg.data.path.is_empty() {
+        let s = storage::load(Path::new(&cfg.data.path)).with_context(|| "loading data.path".to_string())?;
+        return Ok((s, None));
+    }
+    let synth = &cfg.data.synth;
+    let bar = indicatif::ProgressBar::new(synth.n_galaxies as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("survey {bar:30} {pos}/{len} galaxies [{elapsed_precise}]")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let t = Instant::now();
+    let s = survey::synthesize(synth, |done| bar.set_position(done as u64));
+    bar.finish_and_clear();
+    let rate = synth.n_galaxies as f64 / t.elapsed().as_secs_f64();
+    tracing::info!(galaxies = synth.n_galaxies, galaxies_per_sec = format!("{rate:.1}"), "synthetic survey generated");
+    Ok((s, Some(rate)))
+}
+
+pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
+    let wall = Instant::now();
+    let registry = Registry::open(&registry_path(&opts.home))?;
+    let (cfg, resume_id) = match &opts.resume {
+        Some(id) => {
+            if opts.file.is_some() || !opts.overrides.is_empty() {
+                bail!("--resume continues a run with its recorded configuration; drop the experiment file and --set");
+            }
+            let detail = registry.run(id)?;
+            let cfg: ExperimentConfig = serde_json::from_value(detail.config.clone())
+                .with_context(|| format!("run {} has an unreadable stored configuration", detail.summary.id))?;
+            (cfg, Some(detail.summary.id))
+        }
+        None => (config::load(opts.file.as_deref(), &CliOverrides::parse(&opts.overrides)?)?, None),
+    };
+    let device: Device = device::parse(&opts.device)?;
+    device.seed(cfg.train.seed);
+    let device = device.autodiff();
+
+    let (survey, synth_rate) = load_survey(&cfg)?;
+    for p in &cfg.eval.properties {
+        if survey.truth_column(p).is_none() {
+            let have: Vec<&str> = survey.truth.iter().map(|(n, _)| n.as_str()).collect();
+            bail!("eval.properties names {p:?}, which the survey does not have (it has: {})", have.join(", "));
+        }
+    }
+    let data_hash = survey.content_hash();
+    let (image_tok, spectrum_tok) = components::tokenizers(&cfg, survey.wavelength.len())?;
+    let data = dataset::tokenize(&survey, image_tok.as_ref(), spectrum_tok.as_ref())?;
+    let (train_idx, test_idx) = survey::split_indices(survey.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    let model = components::model(&cfg, &spectrum_tok.output_shape(), &device)?;
+    let component_infos = components::describe(&model, image_tok.as_ref(), spectrum_tok.as_ref(), cfg.eval.k);
+
+    let run_id = match resume_id {
+        Some(id) => {
+            let detail = registry.run(&id)?;
+            if detail.summary.data_hash.as_deref() != Some(data_hash.as_str()) {
+                bail!("run {id} was trained on data {:?}, but the data now hashes to {data_hash}; resume refused",
+                    detail.summary.data_hash);
+            }
+            registry.set_status(&id, "running", None)?;
+            id
+        }
+        None => {
+            let config_json = serde_json::to_value(&cfg)?;
+            let id = registry.create_run(&NewRun {
+                experiment: cfg.experiment.name.clone(),
+                name: format!("{}-{}", cfg.experiment.name, cfg.experiment.preset),
+                config_json: config_json.to_string(),
+                git_commit: git_commit(),
+                data_hash: Some(data_hash.clone()),
+                components_json: serde_json::to_string(&component_infos)?,
+            })?;
+            let mut params = Vec::new();
+            flatten("", &config_json, &mut params);
+            params.push(("run.device".into(), opts.device.clone()));
+            registry.log_params(&id, &params)?;
+            id
+        }
+    };
+    let result = train_and_evaluate(&TrainEval {
+        cfg: &cfg,
+        registry: &registry,
+        run_id: &run_id,
+        home: &opts.home,
+        device: &device,
+        data: &data,
+        survey: &survey,
+        train_idx: &train_idx,
+        test_idx: &test_idx,
+        synth_rate,
+        stop_after: opts.stop_after,
+    }, model);
+    match result {
+        Ok((report, rate)) => {
+            match &report {
+                Some(_) => registry.set_status(&run_id, "finished", None)?,
+                None => registry.set_status(
+                    &run_id,
+                    "killed",
+                    Some(&format!("stopped early; continue with `astroclip run --resume {run_id}`")),
+                )?,
+            }
+            Ok(RunOutcome { run_id, report, train_samples_per_sec: rate, wall_secs: wall.elapsed().as_secs_f64() })
+        }
+        Err(e) => {
+            registry.set_status(&run_id, "failed", Some(&format!("{e:#}")))?;
+            Err(e.context(format!("run {run_id} failed (recorded in the registry)")))
+        }
+    }
+}
+
+struct TrainEval<'a> {
+    cfg: &'a ExperimentConfig,
+    registry: &'a Registry,
+    run_id: &'a str,
+    home: &'a Path,
+    device: &'a Device,
+    data: &'a dataset::TokenizedSet,
+    survey: &'a Survey,
+    train_idx: &'a [usize],
+    test_idx: &'a [usize],
+    synth_rate: Option<f64>,
+    stop_after: Option<usize>,
+}
+
+fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Result<(Option<EvalReport>, f64)> {
+    let cfg = t.cfg;
+    let run_dir = t.home.join("runs").join(t.run_id);
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
+    let resolved = run_dir.join("config.toml");
+    std::fs::write(&resolved, toml::to_string_pretty(cfg)?)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &resolved, "config")?;
+    if let Some(rate) = t.synth_rate {
+        t.registry.log_metrics(t.run_id, &[Metric::new("data.synth_galaxies_per_sec", 0, rate)])?;
+    }
+    let checkpoints = Checkpoints { dir: run_dir.join("checkpoints") };
+    let start_step = checkpoints.latest().map(|(s, _)| s).unwrap_or(0);
+    if start_step > 0 {
+        tracing::info!(step = start_step, "resuming from checkpoint");
+    }
+    let report = train::train(
+        TrainSetup {
+            cfg: &cfg.train,
+            device: t.device,
+            data: t.data,
+            train_idx: t.train_idx,
+            registry: t.registry,
+            run_id: t.run_id,
+            checkpoints: &checkpoints,
+            artifact_root: t.home,
+            stop_after: t.stop_after,
+        },
+        model,
+        start_step,
+    )?;
+    if report.stopped_at.is_some() {
+        return Ok((None, report.samples_per_sec));
+    }
+
+    let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device);
+    save_embeddings(&run_dir.join("embeddings.safetensors"), t.survey, &image, &spectrum, t.test_idx)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("embeddings.safetensors"), "embeddings")?;
+    let targets = cfg
+        .eval
+        .properties
+        .iter()
+        .map(|p| (p.clone(), t.survey.truth_column(p).expect("checked before training")))
+        .collect();
+    let eval_report = eval::evaluate(&EvalInput {
+        image: &image,
+        spectrum: &spectrum,
+        train_idx: t.train_idx,
+        test_idx: t.test_idx,
+        targets,
+        k: cfg.eval.k,
+        recall_at: &cfg.eval.recall_at,
+    })?;
+    let step = cfg.train.steps as i64;
+    let mut metrics = Vec::new();
+    for row in &eval_report.rows {
+        for (prop, r2) in &row.r2 {
+            metrics.push(Metric::new(format!("eval.r2.{prop}"), step, *r2).with_context(format!("split=test,source={}", row.source)));
+        }
+    }
+    for (k, r) in &eval_report.recall {
+        metrics.push(Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"));
+    }
+    if report.steps_run > 0 {
+        metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));
+    }
+    t.registry.log_metrics(t.run_id, &metrics)?;
+    std::fs::write(run_dir.join("eval.json"), serde_json::to_string_pretty(&eval_report)?)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("eval.json"), "evaluation")?;
+    Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// Embeddings of every object as safetensors: `image` and `spectrum` (N, dim) float32,
+/// `is_test` (N,) float32 0/1; object ids in the metadata.
+fn save_embeddings(
+    path: &Path,
+    survey: &Survey,
+    image: &eval::Embeddings,
+    spectrum: &eval::Embeddings,
+    test_idx: &[usize],
+) -> anyhow::Result<()> {
+    use safetensors::tensor::{Dtype, TensorView};
+    let mut is_test = vec![0f32; survey.len()];
+    test_idx.iter().for_each(|&i| is_test[i] = 1.0);
+    let views = vec![
+        ("image".to_string(), TensorView::new(Dtype::F32, vec![image.n, image.dim], bytemuck::cast_slice(&image.values))?),
+        (
+            "spectrum".to_string(),
+            TensorView::new(Dtype::F32, vec![spectrum.n, spectrum.dim], bytemuck::cast_slice(&spectrum.values))?,
+        ),
+        ("is_test".to_string(), TensorView::new(Dtype::F32, vec![survey.len()], bytemuck::cast_slice(&is_test))?),
+    ];
+    let mut meta = std::collections::HashMap::new();
+    meta.insert("object_ids".to_string(), serde_json::to_string(&survey.object_ids)?);
+    std::fs::write(path, safetensors::tensor::serialize(views, Some(meta))?)?;
+    Ok(())
+}

@@ -1,0 +1,250 @@
+//! The training loop: AdamW (decoupled weight decay), linear warm-up then cosine decay,
+//! per-parameter gradient-norm clipping, periodic checkpoints (model + optimizer state) that a
+//! resumed run continues from, a progress bar, and metrics buffered into registry batches.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use astroclip_registry::{Metric, Registry};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::grad_clipping::GradientClippingConfig;
+use burn::tensor::Device;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::components::Model;
+use crate::config::TrainConfig;
+use crate::dataset::TokenizedSet;
+use astroclip_plugin_api::ContrastiveLoss;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("loss became {value} at step {step}; lower train.lr or enable train.grad_clip")]
+    NonFiniteLoss { step: usize, value: f32 },
+    #[error("train.batch_size {batch} exceeds the {n} training objects; lower it or add data")]
+    BatchTooLarge { batch: usize, n: usize },
+    #[error("checkpoint {path}: {detail}")]
+    Checkpoint { path: String, detail: String },
+    #[error(transparent)]
+    Registry(#[from] astroclip_registry::RegistryError),
+}
+
+/// Learning rate at `step` (0-based): linear warm-up to `lr`, then cosine to `lr·min_frac`.
+pub fn learning_rate(cfg: &TrainConfig, step: usize) -> f64 {
+    if step < cfg.warmup_steps {
+        return cfg.lr * (step + 1) as f64 / cfg.warmup_steps as f64;
+    }
+    let span = (cfg.steps - cfg.warmup_steps).max(1) as f64;
+    let t = ((step - cfg.warmup_steps) as f64 / span).min(1.0);
+    let floor = cfg.lr * cfg.min_lr_fraction;
+    floor + (cfg.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())
+}
+
+/// Indices of the batch for `step`: each epoch is a fresh permutation seeded by (seed, epoch),
+/// so the sequence depends only on the step and a resumed run sees the same batches.
+pub fn batch_indices(train: &[usize], batch: usize, seed: u64, step: usize) -> Vec<usize> {
+    let per_epoch = train.len() / batch;
+    let (epoch, pos) = (step / per_epoch, step % per_epoch);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(epoch as u64));
+    let mut perm = train.to_vec();
+    for i in (1..perm.len()).rev() {
+        let j = rng.random_range(0..=i);
+        perm.swap(i, j);
+    }
+    perm[pos * batch..(pos + 1) * batch].to_vec()
+}
+
+pub struct Checkpoints {
+    pub dir: PathBuf,
+}
+
+impl Checkpoints {
+    pub fn step_dir(&self, step: usize) -> PathBuf {
+        self.dir.join(format!("step-{step:07}"))
+    }
+
+    /// The newest complete checkpoint: `(step, directory)`.
+    pub fn latest(&self) -> Option<(usize, PathBuf)> {
+        let entries = std::fs::read_dir(&self.dir).ok()?;
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let step = name.strip_prefix("step-")?.parse().ok()?;
+                e.path().join("complete").exists().then_some((step, e.path()))
+            })
+            .max_by_key(|(s, _)| *s)
+    }
+}
+
+pub struct TrainSetup<'a> {
+    pub cfg: &'a TrainConfig,
+    pub device: &'a Device,
+    pub data: &'a TokenizedSet,
+    pub train_idx: &'a [usize],
+    pub registry: &'a Registry,
+    pub run_id: &'a str,
+    pub checkpoints: &'a Checkpoints,
+    /// Artifact paths are recorded relative to this directory.
+    pub artifact_root: &'a Path,
+    /// Stop (with a checkpoint) once this many steps are done, leaving the run resumable.
+    pub stop_after: Option<usize>,
+}
+
+pub struct TrainReport {
+    pub model: Model,
+    pub final_loss: f32,
+    pub samples_per_sec: f64,
+    pub steps_run: usize,
+    /// Stopped early by `stop_after`; the run continues with `--resume`.
+    pub stopped_at: Option<usize>,
+}
+
+fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path)?;
+    Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
+}
+
+pub fn record_artifact(reg: &Registry, run: &str, root: &Path, path: &Path, kind: &str) -> Result<(), TrainError> {
+    let (sha, size) = file_sha256(path)
+        .map_err(|e| TrainError::Checkpoint { path: path.display().to_string(), detail: e.to_string() })?;
+    let rel = path.strip_prefix(root).unwrap_or(path).display().to_string();
+    reg.log_artifact(run, &rel, kind, &sha, size)?;
+    Ok(())
+}
+
+/// Trains from `start_step` (0, or the step of the checkpoint being resumed) to `cfg.steps`.
+pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Result<TrainReport, TrainError> {
+    let cfg = setup.cfg;
+    if cfg.batch_size > setup.train_idx.len() {
+        return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
+    }
+    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
+    if cfg.grad_clip > 0.0 {
+        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
+    }
+    let mut optim = adamw.init();
+    if start_step > 0 {
+        let dir = setup.checkpoints.step_dir(start_step);
+        let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
+        model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
+        optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+    }
+    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("train {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(start_step as u64);
+    let mut buffer: Vec<Metric> = Vec::new();
+    let started = Instant::now();
+    let mut last_loss = f32::NAN;
+    let mut window = (Instant::now(), 0usize);
+    let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
+    for step in start_step..end {
+        let idx = batch_indices(setup.train_idx, cfg.batch_size, cfg.seed, step);
+        let (images, spectra) = setup.data.batch(&idx, setup.device);
+        let loss = model.forward(images, spectra);
+        let value: f32 = loss.clone().into_scalar();
+        if !value.is_finite() {
+            setup.registry.log_metrics(setup.run_id, &buffer)?;
+            return Err(TrainError::NonFiniteLoss { step, value });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let lr = learning_rate(cfg, step);
+        model = optim.step(lr, model, grads);
+        last_loss = value;
+        window.1 += cfg.batch_size;
+        buffer.push(Metric::new("train.loss", step as i64, value as f64));
+        buffer.push(Metric::new("train.lr", step as i64, lr));
+        let done = step + 1;
+        if done % cfg.log_every == 0 || done == cfg.steps {
+            let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
+            buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
+            buffer.push(Metric::new("train.logit_scale", step as i64, model.loss.logit_scale() as f64));
+            setup.registry.log_metrics(setup.run_id, &buffer)?;
+            buffer.clear();
+            bar.set_message(format!("loss {value:.4}  {rate:.1} samples/s"));
+            window = (Instant::now(), 0);
+        }
+        bar.set_position(done as u64);
+        if done % cfg.checkpoint_every == 0 || done == cfg.steps || done == end {
+            save_checkpoint(&setup, &model, &optim, done)?;
+        }
+    }
+    bar.finish_and_clear();
+    let steps_run = end.saturating_sub(start_step);
+    let secs = started.elapsed().as_secs_f64();
+    Ok(TrainReport {
+        model,
+        final_loss: last_loss,
+        samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
+        steps_run,
+        stopped_at: (end < cfg.steps).then_some(end),
+    })
+}
+
+fn save_checkpoint(
+    setup: &TrainSetup<'_>,
+    model: &Model,
+    optim: &burn::optim::ModuleOptimizer,
+    step: usize,
+) -> Result<(), TrainError> {
+    let dir = setup.checkpoints.step_dir(step);
+    let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
+    std::fs::create_dir_all(&dir).map_err(|e| ck(e.to_string()))?;
+    model.clone().save_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
+    optim.save(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+    // Written last: a checkpoint without it was interrupted and is never resumed from.
+    std::fs::write(dir.join("complete"), step.to_string()).map_err(|e| ck(e.to_string()))?;
+    for (file, kind) in [("model.bpk", "checkpoint"), ("optimizer.bpk", "optimizer-state")] {
+        record_artifact(setup.registry, setup.run_id, setup.artifact_root, &dir.join(file), kind)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> TrainConfig {
+        TrainConfig {
+            steps: 100,
+            batch_size: 4,
+            lr: 1e-3,
+            weight_decay: 0.05,
+            warmup_steps: 10,
+            min_lr_fraction: 0.1,
+            grad_clip: 1.0,
+            checkpoint_every: 50,
+            log_every: 10,
+            seed: 3,
+        }
+    }
+
+    #[test]
+    fn schedule_warms_up_then_cosines_to_floor() {
+        let c = cfg();
+        assert!((learning_rate(&c, 0) - 1e-4).abs() < 1e-12);
+        assert!((learning_rate(&c, 9) - 1e-3).abs() < 1e-12);
+        assert!((learning_rate(&c, 10) - 1e-3).abs() < 1e-12);
+        // Half-way through the cosine: floor + (lr - floor)/2.
+        assert!((learning_rate(&c, 55) - (1e-4 + 0.45e-3)).abs() < 1e-9);
+        assert!((learning_rate(&c, 100) - 1e-4).abs() < 1e-12);
+    }
+
+    #[test]
+    fn batches_are_a_function_of_step() {
+        let train: Vec<usize> = (0..10).collect();
+        let a = batch_indices(&train, 4, 1, 5);
+        assert_eq!(a, batch_indices(&train, 4, 1, 5));
+        // One epoch (2 batches of 4) has no repeated object.
+        let mut epoch = batch_indices(&train, 4, 1, 0);
+        epoch.extend(batch_indices(&train, 4, 1, 1));
+        epoch.sort();
+        epoch.dedup();
+        assert_eq!(epoch.len(), 8);
+    }
+}

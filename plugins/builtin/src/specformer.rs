@@ -1,0 +1,97 @@
+//! Spectrum encoder `specformer`, after AstroCLIP's SpecFormer
+//! (`astroclip/models/specformer.py`; Parker et al. 2024 §3.2): a linear token embedding,
+//! learned positional embeddings (initialised N(0, 0.02)), a pre-LayerNorm transformer encoder
+//! (GELU MLP, 4× width), a final LayerNorm, then the cross-attention head into the shared space.
+//!
+//! Input: the `(n_tokens, section + 2)` output of the `specformer-tokens` tokenizer.
+
+use astroclip_plugin_api::{ComponentInfo, ComponentKind, ModalityEncoder};
+use burn::config::Config;
+use burn::module::{Module, Param};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Device, Distribution, Tensor};
+
+use crate::head::{CrossAttentionHead, CrossAttentionHeadConfig};
+
+#[derive(Config, Debug)]
+pub struct SpecFormerConfig {
+    /// Tokens per spectrum including the stats token.
+    pub n_tokens: usize,
+    /// Values per token (section length + 2).
+    pub token_dim: usize,
+    pub embed_dim: usize,
+    #[config(default = 128)]
+    pub d_model: usize,
+    #[config(default = 2)]
+    pub n_layers: usize,
+    #[config(default = 4)]
+    pub n_heads: usize,
+    #[config(default = 4)]
+    pub head_heads: usize,
+    #[config(default = 0.1)]
+    pub dropout: f64,
+}
+
+#[derive(Module, Debug)]
+pub struct SpecFormer {
+    embedding: Linear,
+    position: Param<Tensor<2>>,
+    dropout: Dropout,
+    transformer: TransformerEncoder,
+    norm: LayerNorm,
+    head: CrossAttentionHead,
+    n_tokens: usize,
+    token_dim: usize,
+    embed_dim: usize,
+}
+
+impl SpecFormerConfig {
+    pub fn init(&self, device: &Device) -> SpecFormer {
+        SpecFormer {
+            embedding: LinearConfig::new(self.token_dim, self.d_model).init(device),
+            position: Param::from_tensor(Tensor::random(
+                [self.n_tokens, self.d_model],
+                Distribution::Normal(0.0, 0.02),
+                device,
+            )),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            transformer: TransformerEncoderConfig::new(self.d_model, 4 * self.d_model, self.n_heads, self.n_layers)
+                .with_norm_first(true)
+                .with_dropout(self.dropout)
+                .init(device),
+            norm: LayerNormConfig::new(self.d_model).init(device),
+            head: CrossAttentionHeadConfig::new(self.embed_dim, self.d_model)
+                .with_n_heads(self.head_heads)
+                .with_dropout(self.dropout)
+                .init(device),
+            n_tokens: self.n_tokens,
+            token_dim: self.token_dim,
+            embed_dim: self.embed_dim,
+        }
+    }
+}
+
+impl SpecFormer {
+    /// Transformer tokens `(batch, n_tokens, d_model)` after the final LayerNorm.
+    pub fn tokens(&self, x: Tensor<3>) -> Tensor<3> {
+        let x = self.embedding.forward(x) + self.position.val().unsqueeze_dim(0);
+        let x = self.transformer.forward(TransformerEncoderInput::new(self.dropout.forward(x)));
+        self.norm.forward(x)
+    }
+}
+
+impl ModalityEncoder for SpecFormer {
+    fn info(&self) -> ComponentInfo {
+        crate::info("specformer", ComponentKind::Encoder, Some("spectrum"))
+    }
+
+    fn embed_dim(&self) -> usize {
+        self.embed_dim
+    }
+
+    fn encode(&self, input: Tensor<2>) -> Tensor<2> {
+        let [b, _] = input.dims();
+        self.head.forward(self.tokens(input.reshape([b, self.n_tokens, self.token_dim])))
+    }
+}

@@ -1,0 +1,475 @@
+//! The astroclip experiment registry: one SQLite file (WAL) holding experiments, runs with
+//! their resolved configuration, data hash and components, immutable params, append-only
+//! metrics written in batches, and artifacts with their SHA-256.
+//!
+//! Modelled on MLflow's tracking store. The schema lives in numbered migrations
+//! (`registry/migrations/`), applied once under an exclusive file lock because SQLite's
+//! migrator does not lock (concurrent first opens otherwise race on `CREATE TABLE`).
+//!
+//! The API is synchronous: each `Registry` owns a small current-thread tokio runtime, so
+//! training code never needs async.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("registry {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("registry {path}: cannot create or lock ({source})")]
+    Io { path: String, source: std::io::Error },
+    #[error("registry {path}: migration failed: {source}")]
+    Migrate { path: String, source: sqlx::migrate::MigrateError },
+    #[error("registry query failed ({context}): {source}")]
+    Query { context: String, source: sqlx::Error },
+    #[error("no run matches {0:?}; `astroclip runs list` shows the ids")]
+    RunNotFound(String),
+    #[error("run id prefix {0:?} is ambiguous; give more characters")]
+    Ambiguous(String),
+    #[error("param {key:?} of run {run} is already {old:?}; params are immutable (wanted {new:?})")]
+    ParamConflict { run: String, key: String, old: String, new: String },
+    #[error("metric {key:?} at step {step} is not finite ({value}); refusing to record it")]
+    NonFinite { key: String, step: i64, value: f64 },
+}
+
+type Result<T> = std::result::Result<T, RegistryError>;
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// One metric sample. `context` qualifies it, e.g. `split=test,modality=image`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Metric {
+    pub key: String,
+    pub step: i64,
+    pub time_ms: i64,
+    pub value: f64,
+    pub context: String,
+}
+
+impl Metric {
+    pub fn new(key: impl Into<String>, step: i64, value: f64) -> Self {
+        Self { key: key.into(), step, time_ms: now_ms(), value, context: String::new() }
+    }
+
+    pub fn with_context(mut self, context: impl Into<String>) -> Self {
+        self.context = context.into();
+        self
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRun {
+    pub experiment: String,
+    pub name: String,
+    pub config_json: String,
+    pub git_commit: Option<String>,
+    pub data_hash: Option<String>,
+    pub components_json: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunSummary {
+    pub id: String,
+    pub experiment: String,
+    pub name: String,
+    pub status: String,
+    pub start_ms: i64,
+    pub end_ms: Option<i64>,
+    pub data_hash: Option<String>,
+    pub git_commit: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Artifact {
+    pub path: String,
+    pub kind: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub created_ms: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RunDetail {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub message: Option<String>,
+    pub config: serde_json::Value,
+    pub components: serde_json::Value,
+    pub params: Vec<(String, String)>,
+    /// Last value of every (key, context) series, with its step.
+    pub latest_metrics: Vec<Metric>,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug)]
+pub struct Registry {
+    pool: SqlitePool,
+    rt: tokio::runtime::Runtime,
+    path: PathBuf,
+}
+
+fn q(context: &str) -> impl FnOnce(sqlx::Error) -> RegistryError + '_ {
+    move |source| RegistryError::Query { context: context.to_string(), source }
+}
+
+impl Registry {
+    /// Opens (creating if needed) the registry at `path` and applies pending migrations.
+    pub fn open(path: &Path) -> Result<Self> {
+        let p = path.display().to_string();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
+        }
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| RegistryError::Io { path: p.clone(), source })?;
+        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{p}"))
+            .map_err(|source| RegistryError::Open { path: p.clone(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let pool = rt
+            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts))
+            .map_err(|source| RegistryError::Open { path: p.clone(), source })?;
+        // The migrator does not lock: serialise first opens across processes.
+        let lock_path = path.with_extension("lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| RegistryError::Io { path: p.clone(), source })?;
+        fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
+        let migrated = rt.block_on(sqlx::migrate!("./migrations").run(&pool));
+        let _ = fs4::fs_std::FileExt::unlock(&lock);
+        migrated.map_err(|source| RegistryError::Migrate { path: p.clone(), source })?;
+        Ok(Self { pool, rt, path: path.to_path_buf() })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn experiment_id(&self, name: &str) -> Result<i64> {
+        self.rt.block_on(async {
+            sqlx::query("INSERT INTO experiments (name, created_ms) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
+                .bind(name)
+                .bind(now_ms())
+                .execute(&self.pool)
+                .await
+                .map_err(q("create experiment"))?;
+            let row = sqlx::query("SELECT id FROM experiments WHERE name = ?")
+                .bind(name)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("find experiment"))?;
+            Ok(row.get::<i64, _>(0))
+        })
+    }
+
+    /// Creates a run in state `running` and returns its id.
+    pub fn create_run(&self, run: &NewRun) -> Result<String> {
+        let exp = self.experiment_id(&run.experiment)?;
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        self.rt.block_on(
+            sqlx::query(
+                "INSERT INTO runs (id, experiment_id, name, status, start_ms, git_commit, config_json, data_hash, components_json)
+                 VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+            )
+            .bind(&id)
+            .bind(exp)
+            .bind(&run.name)
+            .bind(now_ms())
+            .bind(&run.git_commit)
+            .bind(&run.config_json)
+            .bind(&run.data_hash)
+            .bind(&run.components_json)
+            .execute(&self.pool),
+        )
+        .map_err(q("create run"))?;
+        Ok(id)
+    }
+
+    /// Sets status (`running`, `finished`, `failed`, `killed`) and, unless running, the end time.
+    pub fn set_status(&self, run: &str, status: &str, message: Option<&str>) -> Result<()> {
+        let end = (status != "running").then(now_ms);
+        self.rt
+            .block_on(
+                sqlx::query("UPDATE runs SET status = ?, end_ms = ?, message = ? WHERE id = ?")
+                    .bind(status)
+                    .bind(end)
+                    .bind(message)
+                    .bind(run)
+                    .execute(&self.pool),
+            )
+            .map_err(q("set run status"))?;
+        Ok(())
+    }
+
+    /// Records params; re-logging the same value is a no-op, a different value an error.
+    pub fn log_params(&self, run: &str, params: &[(String, String)]) -> Result<()> {
+        self.rt.block_on(async {
+            let mut tx = self.pool.begin().await.map_err(q("begin params"))?;
+            for (key, value) in params {
+                let old: Option<String> = sqlx::query_scalar("SELECT value FROM params WHERE run_id = ? AND key = ?")
+                    .bind(run)
+                    .bind(key)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(q("read param"))?;
+                match old {
+                    Some(old) if &old == value => {}
+                    Some(old) => {
+                        return Err(RegistryError::ParamConflict {
+                            run: run.into(),
+                            key: key.clone(),
+                            old,
+                            new: value.clone(),
+                        });
+                    }
+                    None => {
+                        sqlx::query("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)")
+                            .bind(run)
+                            .bind(key)
+                            .bind(value)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(q("insert param"))?;
+                    }
+                }
+            }
+            tx.commit().await.map_err(q("commit params"))
+        })
+    }
+
+    /// Appends a batch of metrics in one transaction.
+    pub fn log_metrics(&self, run: &str, metrics: &[Metric]) -> Result<()> {
+        if let Some(m) = metrics.iter().find(|m| !m.value.is_finite()) {
+            return Err(RegistryError::NonFinite { key: m.key.clone(), step: m.step, value: m.value });
+        }
+        self.rt.block_on(async {
+            let mut tx = self.pool.begin().await.map_err(q("begin metrics"))?;
+            // Multi-row inserts, 100 rows (600 binds) per statement, well under SQLite's limit.
+            for chunk in metrics.chunks(100) {
+                let mut sql = String::from("INSERT INTO metrics (run_id, key, step, time_ms, value, context) VALUES ");
+                sql.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
+                // Only placeholders are interpolated: the values travel as binds.
+                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                for m in chunk {
+                    query = query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
+                }
+                query.execute(&mut *tx).await.map_err(q("insert metrics"))?;
+            }
+            tx.commit().await.map_err(q("commit metrics"))
+        })
+    }
+
+    pub fn log_artifact(&self, run: &str, path: &str, kind: &str, sha256: &str, size_bytes: u64) -> Result<()> {
+        self.rt
+            .block_on(
+                sqlx::query(
+                    "INSERT INTO artifacts (run_id, path, kind, sha256, size_bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)
+                     ON CONFLICT(run_id, path) DO UPDATE SET sha256 = excluded.sha256, size_bytes = excluded.size_bytes,
+                     created_ms = excluded.created_ms",
+                )
+                .bind(run)
+                .bind(path)
+                .bind(kind)
+                .bind(sha256)
+                .bind(size_bytes as i64)
+                .bind(now_ms())
+                .execute(&self.pool),
+            )
+            .map_err(q("record artifact"))?;
+        Ok(())
+    }
+
+    /// Resolves a full id or a unique prefix of one.
+    pub fn resolve(&self, id_or_prefix: &str) -> Result<String> {
+        let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
+        let ids: Vec<String> = self
+            .rt
+            .block_on(sqlx::query_scalar("SELECT id FROM runs WHERE id LIKE ? LIMIT 2").bind(pattern).fetch_all(&self.pool))
+            .map_err(q("resolve run"))?;
+        match ids.len() {
+            0 => Err(RegistryError::RunNotFound(id_or_prefix.into())),
+            1 => Ok(ids[0].clone()),
+            _ => Err(RegistryError::Ambiguous(id_or_prefix.into())),
+        }
+    }
+
+    const SUMMARY_SQL: &'static str = "SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit
+         FROM runs r JOIN experiments e ON e.id = r.experiment_id";
+
+    fn summary(row: &sqlx::sqlite::SqliteRow) -> RunSummary {
+        RunSummary {
+            id: row.get(0),
+            experiment: row.get(1),
+            name: row.get(2),
+            status: row.get(3),
+            start_ms: row.get(4),
+            end_ms: row.get(5),
+            data_hash: row.get(6),
+            git_commit: row.get(7),
+        }
+    }
+
+    /// Runs not soft-deleted, newest first, optionally of one experiment.
+    pub fn list_runs(&self, experiment: Option<&str>) -> Result<Vec<RunSummary>> {
+        let sql = format!(
+            "{} WHERE r.deleted_ms IS NULL AND (? IS NULL OR e.name = ?) ORDER BY r.start_ms DESC, r.id",
+            Self::SUMMARY_SQL
+        );
+        let rows = self
+            .rt
+            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(experiment).bind(experiment).fetch_all(&self.pool))
+            .map_err(q("list runs"))?;
+        Ok(rows.iter().map(Self::summary).collect())
+    }
+
+    /// Full history of one metric key (all contexts), ordered by step.
+    pub fn metric_history(&self, run: &str, key: &str) -> Result<Vec<Metric>> {
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT key, step, time_ms, value, context FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, time_ms",
+                )
+                .bind(run)
+                .bind(key)
+                .fetch_all(&self.pool),
+            )
+            .map_err(q("metric history"))?;
+        Ok(rows
+            .iter()
+            .map(|r| Metric { key: r.get(0), step: r.get(1), time_ms: r.get(2), value: r.get(3), context: r.get(4) })
+            .collect())
+    }
+
+    pub fn run(&self, id_or_prefix: &str) -> Result<RunDetail> {
+        let id = self.resolve(id_or_prefix)?;
+        self.rt.block_on(async {
+            let sql = format!("{} WHERE r.id = ?", Self::SUMMARY_SQL);
+            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id).fetch_one(&self.pool).await.map_err(q("read run"))?;
+            let summary = Self::summary(&row);
+            let extra = sqlx::query("SELECT message, config_json, components_json FROM runs WHERE id = ?")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("read run"))?;
+            let params = sqlx::query("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read params"))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            // Last sample of each (key, context) series.
+            let latest_metrics = sqlx::query(
+                "SELECT m.key, m.step, m.time_ms, m.value, m.context FROM metrics m
+                 JOIN (SELECT key, context, MAX(rowid) AS last FROM metrics WHERE run_id = ? GROUP BY key, context) l
+                 ON m.rowid = l.last ORDER BY m.key, m.context",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read metrics"))?
+            .iter()
+            .map(|r| Metric { key: r.get(0), step: r.get(1), time_ms: r.get(2), value: r.get(3), context: r.get(4) })
+            .collect();
+            let artifacts = sqlx::query(
+                "SELECT path, kind, sha256, size_bytes, created_ms FROM artifacts WHERE run_id = ? ORDER BY created_ms, path",
+            )
+            .bind(&id)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(q("read artifacts"))?
+            .iter()
+            .map(|r| Artifact { path: r.get(0), kind: r.get(1), sha256: r.get(2), size_bytes: r.get(3), created_ms: r.get(4) })
+            .collect();
+            let parse = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s));
+            Ok(RunDetail {
+                summary,
+                message: extra.get(0),
+                config: parse(extra.get(1)),
+                components: parse(extra.get(2)),
+                params,
+                latest_metrics,
+                artifacts,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new_run(reg: &Registry) -> String {
+        reg.create_run(&NewRun {
+            experiment: "exp".into(),
+            name: "r".into(),
+            config_json: "{}".into(),
+            git_commit: None,
+            data_hash: Some("abc".into()),
+            components_json: "[]".into(),
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn params_are_immutable_and_metrics_append_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("r.db")).unwrap();
+        let run = new_run(&reg);
+        reg.log_params(&run, &[("lr".into(), "0.001".into())]).unwrap();
+        reg.log_params(&run, &[("lr".into(), "0.001".into())]).unwrap();
+        let err = reg.log_params(&run, &[("lr".into(), "0.1".into())]).unwrap_err();
+        assert!(err.to_string().contains("immutable"), "{err}");
+        let batch: Vec<Metric> = (0..250).map(|s| Metric::new("loss", s, 1.0 / (s + 1) as f64)).collect();
+        reg.log_metrics(&run, &batch).unwrap();
+        assert_eq!(reg.metric_history(&run, "loss").unwrap().len(), 250);
+        let err = reg.log_metrics(&run, &[Metric::new("loss", 251, f64::NAN)]).unwrap_err();
+        assert!(err.to_string().contains("not finite"), "{err}");
+        // The database itself refuses rewriting history.
+        let res = reg.rt.block_on(sqlx::query("DELETE FROM metrics").execute(&reg.pool));
+        assert!(res.unwrap_err().to_string().contains("append-only"));
+        let detail = reg.run(&run[..8]).unwrap();
+        assert_eq!(detail.latest_metrics.len(), 1);
+        assert_eq!(detail.latest_metrics[0].step, 249);
+    }
+
+    #[test]
+    fn reopen_keeps_runs_and_concurrent_opens_migrate_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.db");
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                let p = path.clone();
+                std::thread::spawn(move || Registry::open(&p).map(|_| ()))
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap().unwrap();
+        }
+        let reg = Registry::open(&path).unwrap();
+        let run = new_run(&reg);
+        reg.set_status(&run, "finished", None).unwrap();
+        drop(reg);
+        let reg = Registry::open(&path).unwrap();
+        let runs = reg.list_runs(None).unwrap();
+        assert_eq!(runs.len(), 1);
+        assert_eq!(runs[0].status, "finished");
+        assert!(matches!(reg.resolve("zzz"), Err(RegistryError::RunNotFound(_))));
+    }
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The test command (README): every test on the default pure-Rust backend (burn-flex), then
+# the libtorch backend tests with CPU-only libtorch 2.9.0 from PyPI.
+# Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads ~1 GB once).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --workspace
+if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
+    eval "$(scripts/setup-libtorch-cpu.sh)"
+    cargo test --workspace --features astroclip-core/tch -- tch
+fi

@@ -1,0 +1,270 @@
+//! End-to-end tests that drive the `astroclip` binary: a few-step training run recorded in
+//! the registry, configuration errors, resume from a checkpoint, the paper preset, bad data.
+//!
+//! Every test works in its own temporary directory (registry and runs under `--home`).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use astroclip_core::survey::{self, SynthConfig, storage};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_astroclip"));
+    // Tests must not inherit a developer's ASTROCLIP_* settings.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ASTROCLIP_") {
+            c.env_remove(k);
+        }
+    }
+    c.arg("--log").arg("warn");
+    c
+}
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn run(home: &Path, args: &[&str]) -> Output {
+    let out = bin().arg("--home").arg(home).args(args).output().expect("spawn astroclip");
+    out
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A small but complete configuration: 96 galaxies with 64-px cutouts, a few steps.
+const TINY: &[&str] = &[
+    "--set", "data.synth.n_galaxies=96",
+    "--set", "data.synth.image_size=64",
+    "--set", "data.test_fraction=0.25",
+    "--set", "train.batch_size=16",
+    "--set", "train.steps=6",
+    "--set", "train.warmup_steps=2",
+    "--set", "train.log_every=2",
+    "--set", "train.checkpoint_every=3",
+    "--set", "eval.k=8",
+];
+
+fn json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", text(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", text(o)))
+}
+
+#[test]
+fn few_step_train_is_recorded_in_the_registry() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/quickstart.toml");
+    let mut args = vec!["run", exp.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("zero-shot k-NN R²") && t.contains("image→spectrum") && t.contains("recall@10"), "{t}");
+
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "finished");
+    assert_eq!(runs[0]["experiment"], "quickstart");
+    let id = runs[0]["id"].as_str().unwrap();
+
+    let show = json(&run(home.path(), &["runs", "show", &id[..10], "--json"]));
+    assert_eq!(show["config"]["train"]["steps"], 6);
+    assert_eq!(show["config"]["data"]["synth"]["n_galaxies"], 96);
+    let metrics = show["latest_metrics"].as_array().unwrap();
+    let keys: Vec<&str> = metrics.iter().map(|m| m["key"].as_str().unwrap()).collect();
+    for k in ["train.loss", "train.lr", "eval.r2.redshift", "eval.recall_at_1", "data.synth_galaxies_per_sec"] {
+        assert!(keys.contains(&k), "missing metric {k} in {keys:?}");
+    }
+    // R² of redshift is recorded for all three sources.
+    let r2z = metrics.iter().filter(|m| m["key"] == "eval.r2.redshift").count();
+    assert_eq!(r2z, 3);
+    // The last train.loss is at the last step.
+    let loss = metrics.iter().find(|m| m["key"] == "train.loss").unwrap();
+    assert_eq!(loss["step"], 5);
+    let kinds: Vec<&str> = show["artifacts"].as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    for k in ["config", "checkpoint", "optimizer-state", "embeddings", "evaluation"] {
+        assert!(kinds.contains(&k), "missing artifact {k} in {kinds:?}");
+    }
+    let params = show["params"].as_array().unwrap();
+    assert!(params.iter().any(|p| p[0] == "loss.logit_scale" && p[1] == "15.5"), "{params:?}");
+    let components = show["components"].as_array().unwrap();
+    assert!(components.iter().any(|c| c["id"] == "specformer" && c["kind"] == "encoder"));
+
+    let human = run(home.path(), &["runs", "list"]);
+    assert!(text(&human).contains(id), "{}", text(&human));
+}
+
+#[test]
+fn config_errors_name_key_and_source() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let unknown = dir.path().join("unknown.toml");
+    std::fs::write(&unknown, "[train]\nbatchsize = 32\n").unwrap();
+    let out = run(home.path(), &["run", unknown.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(t.contains("batchsize") && t.contains("unknown field") && t.contains("unknown.toml"), "{t}");
+
+    let wrong = dir.path().join("wrong.toml");
+    std::fs::write(&wrong, "[train]\nbatch_size = \"big\"\n").unwrap();
+    let t = text(&run(home.path(), &["run", wrong.to_str().unwrap()]));
+    assert!(t.contains("train.batch_size") && t.contains("invalid type") && t.contains("wrong.toml"), "{t}");
+
+    let t = text(&run(home.path(), &["run", dir.path().join("nope.toml").to_str().unwrap()]));
+    assert!(t.contains("nope.toml") && t.contains("does not exist"), "{t}");
+
+    let t = text(&run(home.path(), &["run", "--set", "train.stepz=3"]));
+    assert!(t.contains("stepz") && t.contains("--set"), "{t}");
+
+    let out = bin()
+        .arg("--home")
+        .arg(home.path())
+        .args(["config", "show"])
+        .env("ASTROCLIP_TRAIN__LR", "fast")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(t.contains("train.lr") && t.contains("ASTROCLIP_"), "{t}");
+
+    // Precedence: file < environment < --set.
+    let layered = dir.path().join("layered.toml");
+    std::fs::write(&layered, "[train]\nsteps = 11\nbatch_size = 8\nlr = 0.5\n").unwrap();
+    let out = bin()
+        .args(["config", "show", layered.to_str().unwrap(), "--set", "train.lr=0.25"])
+        .env("ASTROCLIP_TRAIN__STEPS", "22")
+        .env("ASTROCLIP_TRAIN__LR", "0.125")
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(t.contains("steps = 22") && t.contains("batch_size = 8") && t.contains("lr = 0.25"), "{t}");
+
+    // Nothing was recorded by the failed attempts.
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 0);
+}
+
+/// An interrupted run resumed from its checkpoint continues the same run and ends exactly
+/// where an uninterrupted run ends (dropout off, so training is deterministic).
+#[test]
+fn resume_continues_the_same_run_exactly() {
+    let home = tempfile::tempdir().unwrap();
+    let mut base: Vec<&str> = vec!["run"];
+    base.extend_from_slice(TINY);
+    base.extend_from_slice(&["--set", "model.dropout=0.0"]);
+
+    let full = run(home.path(), &base);
+    assert!(full.status.success(), "{}", text(&full));
+
+    let mut first = base.clone();
+    first.extend_from_slice(&["--stop-after", "3"]);
+    let out = run(home.path(), &first);
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("--resume"), "{t}");
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let stopped = runs.as_array().unwrap().iter().find(|r| r["status"] == "killed").expect("stopped run").clone();
+    let id = stopped["id"].as_str().unwrap();
+
+    let resumed = run(home.path(), &["run", "--resume", id]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let show = json(&run(home.path(), &["runs", "show", id, "--json"]));
+    assert_eq!(show["status"], "finished");
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    assert_eq!(runs.as_array().unwrap().len(), 2, "resume must not create a run");
+
+    // The R² table of the resumed run equals the uninterrupted run's.
+    let table = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("image") || l.starts_with("spectrum")).map(String::from).collect::<Vec<_>>()
+    };
+    assert_eq!(table(&resumed), table(&full));
+    assert!(!table(&full).is_empty());
+}
+
+#[test]
+fn paper_preset_builds_and_takes_a_step() {
+    let home = tempfile::tempdir().unwrap();
+    let exp = repo().join("experiments/paper.toml");
+    let out = run(
+        home.path(),
+        &[
+            "run", exp.to_str().unwrap(),
+            "--set", "data.synth.n_galaxies=8",
+            "--set", "data.test_fraction=0.25",
+            "--set", "train.batch_size=2",
+            "--set", "train.steps=1",
+            "--set", "train.warmup_steps=1",
+            "--set", "train.log_every=1",
+            "--set", "eval.k=4",
+            "--set", "eval.batch_size=4",
+        ],
+    );
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let show = json(&run(home.path(), &["runs", "list", "--json"]));
+    assert_eq!(show[0]["experiment"], "paper");
+}
+
+#[test]
+fn bad_data_fails_clearly_and_keeps_earlier_runs() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // A finished run that must survive the failures below.
+    let mut args = vec!["run"];
+    args.extend_from_slice(TINY);
+    assert!(run(home.path(), &args).status.success());
+
+    let mut s = survey::synthesize(&SynthConfig { n_galaxies: 40, image_size: 64, ..SynthConfig::default() }, |_| {});
+    let bad_object = s.object_ids[5].clone();
+    let l = s.wavelength.len();
+    s.spectra[5 * l + 100] = f32::NAN;
+    let nan_file = dir.path().join("nan.safetensors");
+    storage::save(&s, &nan_file).unwrap();
+    let set_path = format!("data.path={}", nan_file.display());
+    let out = run(home.path(), &["run", "--set", &set_path, "--set", "train.batch_size=8"]);
+    let t = text(&out);
+    assert!(!out.status.success());
+    assert!(t.contains(&bad_object) && t.contains("non-finite"), "{t}");
+
+    let bytes = std::fs::read(&nan_file).unwrap();
+    let truncated = dir.path().join("truncated.safetensors");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let set_path = format!("data.path={}", truncated.display());
+    let t = text(&run(home.path(), &["run", "--set", &set_path]));
+    assert!(t.contains("truncated.safetensors") && t.contains("truncated"), "{t}");
+
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let runs = runs.as_array().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0]["status"], "finished");
+}
+
+#[cfg(not(feature = "tch"))]
+#[test]
+fn libtorch_device_without_the_feature_says_how_to_build() {
+    let home = tempfile::tempdir().unwrap();
+    let out = run(home.path(), &["run", "--device", "tch-cuda:0"]);
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("--features tch"), "{t}");
+    let t = text(&run(home.path(), &["run", "--device", "gpu"]));
+    assert!(t.contains("unknown device") && t.contains("tch-cuda:N"), "{t}");
+}
+
+/// The libtorch backend (burn-tch, CPU libtorch 2.9.0) trains and evaluates a few steps.
+/// Run by `scripts/test.sh` with `--features astroclip-core/tch`.
+#[cfg(feature = "tch")]
+#[test]
+fn tch_backend_trains_a_few_steps() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec!["run", "--device", "tch"];
+    args.extend_from_slice(TINY);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("zero-shot k-NN R²"), "{t}");
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let show = json(&run(home.path(), &["runs", "show", &id, "--json"]));
+    assert!(show["params"].as_array().unwrap().iter().any(|p| p[0] == "run.device" && p[1] == "tch"));
+    assert_eq!(show["status"], "finished");
+}

@@ -1,0 +1,113 @@
+"""Reference values for astroclip's golden tests, computed with the published formulas.
+
+Run: python3 tests/golden/reference.py   (needs numpy and scikit-learn)
+Each block prints the numbers pasted into the Rust test named beside it.
+"""
+import numpy as np
+
+np.set_printoptions(precision=9, suppress=False, linewidth=120)
+
+
+# --- ToRGB: AstroCLIP astroclip/astrodino/data/augmentations.py::ToRGB (verbatim logic) -----
+# -> plugins/builtin/tests/golden.rs::to_rgb_matches_astroclip
+def to_rgb(imgs, bands=("g", "r", "z"), m=0.03, Q=20):
+    rgb_scales = {"u": (2, 1.5), "g": (2, 6.0), "r": (1, 3.4), "i": (0, 1.0), "z": (0, 2.2)}
+    if imgs.shape[0] != len(bands):
+        imgs = np.transpose(imgs, (2, 0, 1))
+    I = 0
+    for img, band in zip(imgs, bands):
+        plane, scale = rgb_scales[band]
+        img = np.maximum(0, img * scale + m)
+        I = I + img
+    I /= len(bands)
+    fI = np.arcsinh(Q * I) / np.sqrt(Q)
+    I += (I == 0.0) * 1e-6
+    H, W = I.shape
+    rgb = np.zeros((H, W, 3), np.float32)
+    for img, band in zip(imgs, bands):
+        plane, scale = rgb_scales[band]
+        rgb[:, :, plane] = (img * scale + m) * fI / I
+    return np.clip(rgb, 0, 1)
+
+
+img = np.array(
+    [[[0.0, 0.0, 0.0], [0.01, 0.02, 0.05], [0.2, 0.5, 1.0]],
+     [[-0.01, -0.02, -0.03], [1.5, 2.0, 3.0], [0.05, -0.004, 0.3]]],
+    dtype=np.float32,
+)  # (H=2, W=3, bands g,r,z)
+print("to_rgb HWC:", to_rgb(img.copy()).ravel().tolist())
+
+
+# --- SpecFormer preprocess: astroclip/models/specformer.py (torch ops in numpy) ---------------
+# -> plugins/builtin/tests/golden.rs::specformer_tokens_match_astroclip
+def specformer_preprocess(x, section=20, overlap=10):
+    x = x[None, :, None].astype(np.float64)  # (B=1, L, 1)
+    std = np.clip(x.std(1, keepdims=True, ddof=1), 0.2, None)  # torch.std is unbiased
+    mean = x.mean(1, keepdims=True)
+    x = (x - mean) / std
+    starts = np.arange(0, x.shape[1] - overlap, section - overlap)
+    sections = [x[:, s:s + section].transpose(0, 2, 1) for s in starts]
+    if sections[-1].shape[-1] < section:
+        sections.pop(-1)
+    x = np.concatenate(sections, 1)
+    x = np.pad(x, ((0, 0), (1, 0), (2, 0)))
+    x[:, 0, 0] = (mean.squeeze() - 2) / 2
+    x[:, 0, 1] = (std.squeeze() - 2) / 8
+    return x[0]
+
+
+spec = (np.sin(np.arange(45) * 0.7) * 3.0 + np.arange(45) * 0.1 + 1.0).astype(np.float32)
+tok = specformer_preprocess(spec)
+print("specformer shape:", tok.shape)
+print("specformer tokens:", tok.ravel().tolist())
+flat = np.full(45, 5.0, np.float32)
+print("specformer flat stats token:", specformer_preprocess(flat)[0, :2].tolist())
+
+
+# --- InfoNCE: astroclip/models/astroclip.py::CLIPLoss, float64 ------------------------------
+# -> plugins/builtin/tests/golden.rs::infonce_value_and_gradient
+def clip_loss(a, b, scale=15.5, eps=1e-3):
+    an = a / np.maximum(np.linalg.norm(a, axis=1, keepdims=True), eps)
+    bn = b / np.maximum(np.linalg.norm(b, axis=1, keepdims=True), eps)
+    L = scale * an @ bn.T
+    def ce(logits):
+        lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        return np.mean(lse - np.diag(logits))
+    return (ce(L) + ce(L.T)) / 2
+
+
+a = np.array([[1.0, 0.5, -0.3, 0.2], [0.1, -1.0, 0.4, 0.0], [0.3, 0.3, 0.9, -0.5]])
+b = np.array([[0.2, -0.4, 0.5, 0.3], [0.6, 0.1, -0.2, 0.4], [-0.3, 0.5, 0.1, 0.6]])
+print("infonce loss:", repr(clip_loss(a, b)))
+h = 1e-6
+grad = np.zeros_like(a)
+for i in range(a.shape[0]):
+    for j in range(a.shape[1]):
+        ap, am = a.copy(), a.copy()
+        ap[i, j] += h
+        am[i, j] -= h
+        grad[i, j] = (clip_loss(ap, b) - clip_loss(am, b)) / (2 * h)
+print("infonce dL/da (central differences):", grad.ravel().tolist())
+
+
+# --- k-NN R²: scikit-learn StandardScaler + KNeighborsRegressor(weights="distance") ----------
+# -> plugins/builtin/tests/golden.rs::knn_r2_matches_scikit_learn
+from sklearn.neighbors import KNeighborsRegressor
+from sklearn.preprocessing import StandardScaler
+from sklearn.metrics import r2_score
+
+rng = np.random.default_rng(0)
+Xtr = rng.normal(size=(40, 3)) * np.array([1.0, 5.0, 0.2])
+ytr = Xtr[:, 0] * 2 + np.sin(Xtr[:, 1]) + 10 * Xtr[:, 2]
+Xte = rng.normal(size=(8, 3)) * np.array([1.0, 5.0, 0.2])
+Xte[0] = Xtr[3]  # an exact match: distance 0
+yte = Xte[:, 0] * 2 + np.sin(Xte[:, 1]) + 10 * Xte[:, 2]
+sc = StandardScaler().fit(Xtr)
+knn = KNeighborsRegressor(n_neighbors=5, weights="distance").fit(sc.transform(Xtr), ytr)
+pred = knn.predict(sc.transform(Xte))
+print("knn Xtr:", Xtr.astype(np.float32).ravel().tolist())
+print("knn ytr:", ytr.astype(np.float32).tolist())
+print("knn Xte:", Xte.astype(np.float32).ravel().tolist())
+print("knn yte:", yte.astype(np.float32).tolist())
+print("knn pred:", pred.tolist())
+print("knn r2:", r2_score(yte, pred))
