@@ -7,5 +7,5 @@ cd "$(dirname "$0")/.."
 cargo test --workspace
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
     eval "$(scripts/setup-libtorch-cpu.sh)"
-    cargo test --workspace --features astroclip-core/tch -- tch
+    cargo test --workspace --features astroclip-core/tch -- tch_backend
 fi

@@ -151,7 +151,7 @@ impl ExperimentConfig {
             model: ModelConfig { embed_dim: 128, head_heads: 4, dropout: 0.1 },
             loss: LossConfig { kind: "infonce".into(), logit_scale: 15.5, learnable_scale: false },
             train: TrainConfig {
-                steps: 800,
+                steps: 900,
                 batch_size: 64,
                 lr: 1e-3,
                 weight_decay: 0.05,
