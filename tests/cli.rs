@@ -25,8 +25,7 @@ fn repo() -> PathBuf {
 }
 
 fn run(home: &Path, args: &[&str]) -> Output {
-    let out = bin().arg("--home").arg(home).args(args).output().expect("spawn astroclip");
-    out
+    bin().arg("--home").arg(home).args(args).output().expect("spawn astroclip")
 }
 
 fn text(o: &Output) -> String {
@@ -35,15 +34,24 @@ fn text(o: &Output) -> String {
 
 /// A small but complete configuration: 96 galaxies with 64-px cutouts, a few steps.
 const TINY: &[&str] = &[
-    "--set", "data.synth.n_galaxies=96",
-    "--set", "data.synth.image_size=64",
-    "--set", "data.test_fraction=0.25",
-    "--set", "train.batch_size=16",
-    "--set", "train.steps=6",
-    "--set", "train.warmup_steps=2",
-    "--set", "train.log_every=2",
-    "--set", "train.checkpoint_every=3",
-    "--set", "eval.k=8",
+    "--set",
+    "data.synth.n_galaxies=96",
+    "--set",
+    "data.synth.image_size=64",
+    "--set",
+    "data.test_fraction=0.25",
+    "--set",
+    "train.batch_size=16",
+    "--set",
+    "train.steps=6",
+    "--set",
+    "train.warmup_steps=2",
+    "--set",
+    "train.log_every=2",
+    "--set",
+    "train.checkpoint_every=3",
+    "--set",
+    "eval.k=8",
 ];
 
 fn json(o: &Output) -> serde_json::Value {
@@ -175,7 +183,11 @@ fn resume_continues_the_same_run_exactly() {
 
     // The R² table of the resumed run equals the uninterrupted run's.
     let table = |o: &Output| {
-        String::from_utf8_lossy(&o.stdout).lines().filter(|l| l.starts_with("image") || l.starts_with("spectrum")).map(String::from).collect::<Vec<_>>()
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("image") || l.starts_with("spectrum"))
+            .map(String::from)
+            .collect::<Vec<_>>()
     };
     assert_eq!(table(&resumed), table(&full));
     assert!(!table(&full).is_empty());
@@ -188,15 +200,24 @@ fn paper_preset_builds_and_takes_a_step() {
     let out = run(
         home.path(),
         &[
-            "run", exp.to_str().unwrap(),
-            "--set", "data.synth.n_galaxies=8",
-            "--set", "data.test_fraction=0.25",
-            "--set", "train.batch_size=2",
-            "--set", "train.steps=1",
-            "--set", "train.warmup_steps=1",
-            "--set", "train.log_every=1",
-            "--set", "eval.k=4",
-            "--set", "eval.batch_size=4",
+            "run",
+            exp.to_str().unwrap(),
+            "--set",
+            "data.synth.n_galaxies=8",
+            "--set",
+            "data.test_fraction=0.25",
+            "--set",
+            "train.batch_size=2",
+            "--set",
+            "train.steps=1",
+            "--set",
+            "train.warmup_steps=1",
+            "--set",
+            "train.log_every=1",
+            "--set",
+            "eval.k=4",
+            "--set",
+            "eval.batch_size=4",
         ],
     );
     let t = text(&out);

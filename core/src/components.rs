@@ -22,12 +22,18 @@ fn check(key: &str, got: &str, available: &[&str]) -> Result<(), ConfigError> {
     if available.contains(&got) {
         Ok(())
     } else {
-        Err(ConfigError::Invalid { key: key.into(), message: format!("unknown component {got:?}; available: {}", available.join(", ")) })
+        Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("unknown component {got:?}; available: {}", available.join(", ")),
+        })
     }
 }
 
+/// `(image, spectrum)` tokenizers.
+pub type Tokenizers = (Box<dyn Tokenizer>, Box<dyn Tokenizer>);
+
 /// The tokenizers of both modalities.
-pub fn tokenizers(cfg: &ExperimentConfig, n_bins: usize) -> Result<(Box<dyn Tokenizer>, Box<dyn Tokenizer>), ConfigError> {
+pub fn tokenizers(cfg: &ExperimentConfig, n_bins: usize) -> Result<Tokenizers, ConfigError> {
     check("image.tokenizer", &cfg.image.tokenizer, &["legacy-survey-rgb"])?;
     check("spectrum.tokenizer", &cfg.spectrum.tokenizer, &["specformer-tokens"])?;
     let image = LegacySurveyRgb::new(cfg.image.crop, cfg.image.downsample);
@@ -74,7 +80,12 @@ pub fn knn_probe(k: usize) -> Box<dyn Probe> {
 }
 
 /// Identities of every component a run uses, for the registry.
-pub fn describe(model: &Model, image_tok: &dyn Tokenizer, spectrum_tok: &dyn Tokenizer, k: usize) -> Vec<ComponentInfo> {
+pub fn describe(
+    model: &Model,
+    image_tok: &dyn Tokenizer,
+    spectrum_tok: &dyn Tokenizer,
+    k: usize,
+) -> Vec<ComponentInfo> {
     vec![
         image_tok.info(),
         model.image.info(),

@@ -174,7 +174,11 @@ impl ExperimentConfig {
             // AstroCLIP's sizes (Parker et al. 2024 §4): 144-px crops, 1024-d embedding,
             // 6 × 768 SpecFormer, batch 256, AdamW lr 1e-4, wd 0.05, 1k warm-up then cosine.
             "paper" => Some(Self {
-                experiment: ExperimentSection { name: "paper".into(), preset: "paper".into(), description: String::new() },
+                experiment: ExperimentSection {
+                    name: "paper".into(),
+                    preset: "paper".into(),
+                    description: String::new(),
+                },
                 data: DataConfig { synth: SynthConfig { n_galaxies: 200_000, ..SynthConfig::default() }, ..quick.data },
                 image: ImageConfig {
                     crop: 144,
@@ -213,16 +217,16 @@ impl ExperimentConfig {
         if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
             return bad("data.test_fraction", format!("{} is not in (0, 1)", self.data.test_fraction));
         }
-        if self.image.downsample == 0 || self.image.crop % self.image.downsample != 0 {
+        if self.image.downsample == 0 || !self.image.crop.is_multiple_of(self.image.downsample) {
             return bad("image.downsample", format!("must divide image.crop = {}", self.image.crop));
         }
         if self.image.channels.is_empty() {
             return bad("image.channels", "needs at least one stage".into());
         }
-        if self.model.embed_dim % self.model.head_heads != 0 {
+        if !self.model.embed_dim.is_multiple_of(self.model.head_heads) {
             return bad("model.head_heads", format!("must divide model.embed_dim = {}", self.model.embed_dim));
         }
-        if self.spectrum.d_model % self.spectrum.n_heads != 0 {
+        if !self.spectrum.d_model.is_multiple_of(self.spectrum.n_heads) {
             return bad("spectrum.n_heads", format!("must divide spectrum.d_model = {}", self.spectrum.d_model));
         }
         if self.loss.logit_scale <= 0.0 {
@@ -325,19 +329,16 @@ fn layered(file: Option<&Path>, overrides: &CliOverrides) -> Figment {
 /// Resolves an experiment: the preset named by the layers (default `quickstart`) supplies
 /// defaults; file, environment and overrides go on top in that order.
 pub fn load(file: Option<&Path>, overrides: &CliOverrides) -> Result<ExperimentConfig, ConfigError> {
-    if let Some(path) = file {
-        if !path.is_file() {
-            return Err(ConfigError::MissingFile(path.to_path_buf()));
-        }
+    if let Some(path) = file
+        && !path.is_file()
+    {
+        return Err(ConfigError::MissingFile(path.to_path_buf()));
     }
-    let preset: String = layered(file, overrides)
-        .extract_inner::<String>("experiment.preset")
-        .unwrap_or_else(|_| "quickstart".into());
+    let preset: String =
+        layered(file, overrides).extract_inner::<String>("experiment.preset").unwrap_or_else(|_| "quickstart".into());
     let defaults = ExperimentConfig::preset(&preset).ok_or(ConfigError::UnknownPreset(preset))?;
-    let cfg: ExperimentConfig = Figment::from(Serialized::defaults(defaults))
-        .merge(layered(file, overrides))
-        .extract()
-        .map_err(describe)?;
+    let cfg: ExperimentConfig =
+        Figment::from(Serialized::defaults(defaults)).merge(layered(file, overrides)).extract().map_err(describe)?;
     cfg.validate()?;
     Ok(cfg)
 }

@@ -57,9 +57,12 @@ impl TokenizedSet {
     /// `(images, spectra)` tensors `(batch, len)` of the objects `idx`.
     pub fn batch(&self, idx: &[usize], device: &Device) -> (Tensor<2>, Tensor<2>) {
         let b = idx.len();
-        let images = Tensor::from_data(TensorData::new(gather(&self.image, self.image_len, idx), [b, self.image_len]), device);
-        let spectra =
-            Tensor::from_data(TensorData::new(gather(&self.spectrum, self.spectrum_len, idx), [b, self.spectrum_len]), device);
+        let images =
+            Tensor::from_data(TensorData::new(gather(&self.image, self.image_len, idx), [b, self.image_len]), device);
+        let spectra = Tensor::from_data(
+            TensorData::new(gather(&self.spectrum, self.spectrum_len, idx), [b, self.spectrum_len]),
+            device,
+        );
         (images, spectra)
     }
 }

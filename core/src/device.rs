@@ -7,7 +7,9 @@ use burn::tensor::{Device, Tensor};
 pub enum DeviceError {
     #[error("unknown device {0:?}; use flex, tch or tch-cuda:N")]
     Unknown(String),
-    #[error("device {0:?} needs the libtorch backend; rebuild with `cargo build --release --features tch` (see README)")]
+    #[error(
+        "device {0:?} needs the libtorch backend; rebuild with `cargo build --release --features tch` (see README)"
+    )]
     NotBuilt(String),
     #[error("device {0:?} is not usable here: {1}")]
     Unusable(String, String),

@@ -136,7 +136,8 @@ impl EvalReport {
     /// The R² table as aligned text.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let props: Vec<&str> = self.rows.first().map(|r| r.r2.iter().map(|(p, _)| p.as_str()).collect()).unwrap_or_default();
+        let props: Vec<&str> =
+            self.rows.first().map(|r| r.r2.iter().map(|(p, _)| p.as_str()).collect()).unwrap_or_default();
         out.push_str(&format!(
             "zero-shot k-NN R² on {} held-out galaxies ({} neighbours pool)\n",
             self.n_test, self.n_train

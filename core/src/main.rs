@@ -162,10 +162,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&runs)?);
                     } else {
-                        println!("{:<34} {:<14} {:<9} {:<20} {:>8}", "id", "experiment", "status", "started (UTC)", "secs");
+                        println!(
+                            "{:<34} {:<14} {:<9} {:<20} {:>8}",
+                            "id", "experiment", "status", "started (UTC)", "secs"
+                        );
                         for r in runs {
-                            let secs = r.end_ms.map(|e| format!("{:.0}", (e - r.start_ms) as f64 / 1e3)).unwrap_or_default();
-                            println!("{:<34} {:<14} {:<9} {:<20} {:>8}", r.id, r.experiment, r.status, fmt_time(r.start_ms), secs);
+                            let secs =
+                                r.end_ms.map(|e| format!("{:.0}", (e - r.start_ms) as f64 / 1e3)).unwrap_or_default();
+                            println!(
+                                "{:<34} {:<14} {:<9} {:<20} {:>8}",
+                                r.id,
+                                r.experiment,
+                                r.status,
+                                fmt_time(r.start_ms),
+                                secs
+                            );
                         }
                     }
                 }

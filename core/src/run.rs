@@ -109,6 +109,15 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let (image_tok, spectrum_tok) = components::tokenizers(&cfg, survey.wavelength.len())?;
     let data = dataset::tokenize(&survey, image_tok.as_ref(), spectrum_tok.as_ref())?;
     let (train_idx, test_idx) = survey::split_indices(survey.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    if test_idx.len() < 2 || train_idx.len() < 2 {
+        bail!(
+            "{} objects split by data.test_fraction = {} leave {} for training and {} held out; each needs at least 2",
+            survey.len(),
+            cfg.data.test_fraction,
+            train_idx.len(),
+            test_idx.len()
+        );
+    }
     let model = components::model(&cfg, &spectrum_tok.output_shape(), &device)?;
     let component_infos = components::describe(&model, image_tok.as_ref(), spectrum_tok.as_ref(), cfg.eval.k);
 
@@ -116,8 +125,10 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         Some(id) => {
             let detail = registry.run(&id)?;
             if detail.summary.data_hash.as_deref() != Some(data_hash.as_str()) {
-                bail!("run {id} was trained on data {:?}, but the data now hashes to {data_hash}; resume refused",
-                    detail.summary.data_hash);
+                bail!(
+                    "run {id} was trained on data {:?}, but the data now hashes to {data_hash}; resume refused",
+                    detail.summary.data_hash
+                );
             }
             registry.set_status(&id, "running", None)?;
             id
@@ -139,19 +150,22 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             id
         }
     };
-    let result = train_and_evaluate(&TrainEval {
-        cfg: &cfg,
-        registry: &registry,
-        run_id: &run_id,
-        home: &opts.home,
-        device: &device,
-        data: &data,
-        survey: &survey,
-        train_idx: &train_idx,
-        test_idx: &test_idx,
-        synth_rate,
-        stop_after: opts.stop_after,
-    }, model);
+    let result = train_and_evaluate(
+        &TrainEval {
+            cfg: &cfg,
+            registry: &registry,
+            run_id: &run_id,
+            home: &opts.home,
+            device: &device,
+            data: &data,
+            survey: &survey,
+            train_idx: &train_idx,
+            test_idx: &test_idx,
+            synth_rate,
+            stop_after: opts.stop_after,
+        },
+        model,
+    );
     match result {
         Ok((report, rate)) => {
             match &report {
@@ -241,11 +255,16 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
     let mut metrics = Vec::new();
     for row in &eval_report.rows {
         for (prop, r2) in &row.r2 {
-            metrics.push(Metric::new(format!("eval.r2.{prop}"), step, *r2).with_context(format!("split=test,source={}", row.source)));
+            metrics.push(
+                Metric::new(format!("eval.r2.{prop}"), step, *r2)
+                    .with_context(format!("split=test,source={}", row.source)),
+            );
         }
     }
     for (k, r) in &eval_report.recall {
-        metrics.push(Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"));
+        metrics.push(
+            Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"),
+        );
     }
     if report.steps_run > 0 {
         metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));
@@ -269,7 +288,10 @@ fn save_embeddings(
     let mut is_test = vec![0f32; survey.len()];
     test_idx.iter().for_each(|&i| is_test[i] = 1.0);
     let views = vec![
-        ("image".to_string(), TensorView::new(Dtype::F32, vec![image.n, image.dim], bytemuck::cast_slice(&image.values))?),
+        (
+            "image".to_string(),
+            TensorView::new(Dtype::F32, vec![image.n, image.dim], bytemuck::cast_slice(&image.values))?,
+        ),
         (
             "spectrum".to_string(),
             TensorView::new(Dtype::F32, vec![spectrum.n, spectrum.dim], bytemuck::cast_slice(&spectrum.values))?,

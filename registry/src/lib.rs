@@ -298,7 +298,9 @@ impl Registry {
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
         let ids: Vec<String> = self
             .rt
-            .block_on(sqlx::query_scalar("SELECT id FROM runs WHERE id LIKE ? LIMIT 2").bind(pattern).fetch_all(&self.pool))
+            .block_on(
+                sqlx::query_scalar("SELECT id FROM runs WHERE id LIKE ? LIMIT 2").bind(pattern).fetch_all(&self.pool),
+            )
             .map_err(q("resolve run"))?;
         match ids.len() {
             0 => Err(RegistryError::RunNotFound(id_or_prefix.into())),
@@ -307,7 +309,8 @@ impl Registry {
         }
     }
 
-    const SUMMARY_SQL: &'static str = "SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit
+    const SUMMARY_SQL: &'static str =
+        "SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit
          FROM runs r JOIN experiments e ON e.id = r.experiment_id";
 
     fn summary(row: &sqlx::sqlite::SqliteRow) -> RunSummary {
@@ -321,6 +324,11 @@ impl Registry {
             data_hash: row.get(6),
             git_commit: row.get(7),
         }
+    }
+
+    /// A `(key, step, time_ms, value, context)` row.
+    fn metric(row: &sqlx::sqlite::SqliteRow) -> Metric {
+        Metric { key: row.get(0), step: row.get(1), time_ms: row.get(2), value: row.get(3), context: row.get(4) }
     }
 
     /// Runs not soft-deleted, newest first, optionally of one experiment.
@@ -349,10 +357,7 @@ impl Registry {
                 .fetch_all(&self.pool),
             )
             .map_err(q("metric history"))?;
-        Ok(rows
-            .iter()
-            .map(|r| Metric { key: r.get(0), step: r.get(1), time_ms: r.get(2), value: r.get(3), context: r.get(4) })
-            .collect())
+        Ok(rows.iter().map(Self::metric).collect())
     }
 
     pub fn run(&self, id_or_prefix: &str) -> Result<RunDetail> {
@@ -385,7 +390,7 @@ impl Registry {
             .await
             .map_err(q("read metrics"))?
             .iter()
-            .map(|r| Metric { key: r.get(0), step: r.get(1), time_ms: r.get(2), value: r.get(3), context: r.get(4) })
+            .map(Self::metric)
             .collect();
             let artifacts = sqlx::query(
                 "SELECT path, kind, sha256, size_bytes, created_ms FROM artifacts WHERE run_id = ? ORDER BY created_ms, path",

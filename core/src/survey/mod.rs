@@ -174,8 +174,8 @@ struct Generated {
 
 /// Wavelengths (Å) of bright OH sky lines that inflate the spectrum noise.
 const SKY_LINES: [f64; 18] = [
-    5577.3, 5889.9, 5895.9, 6300.3, 6363.8, 7340.9, 7750.6, 7913.7, 8344.6, 8399.2, 8430.2, 8827.1, 8885.8,
-    8919.6, 8988.4, 9375.9, 9439.7, 9792.3,
+    5577.3, 5889.9, 5895.9, 6300.3, 6363.8, 7340.9, 7750.6, 7913.7, 8344.6, 8399.2, 8430.2, 8827.1, 8885.8, 8919.6,
+    8988.4, 9375.9, 9439.7, 9792.3,
 ];
 
 fn noise_sigma(cfg: &SynthConfig, lam: f64) -> f64 {
@@ -273,7 +273,7 @@ pub fn synthesize(cfg: &SynthConfig, progress: impl Fn(usize) + Sync) -> Survey 
         .map(|i| {
             let g = ctx.generate(i);
             let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
-            if d % 64 == 0 || d == cfg.n_galaxies {
+            if d.is_multiple_of(64) || d == cfg.n_galaxies {
                 progress(d);
             }
             g
@@ -314,7 +314,7 @@ pub fn synthesize(cfg: &SynthConfig, progress: impl Fn(usize) + Sync) -> Survey 
 /// Random train/test split of `n` objects, deterministic in `seed`.
 pub fn split_indices(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
     let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_5_1D);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D51D);
     for i in (1..n).rev() {
         let j = rng.random_range(0..=i);
         idx.swap(i, j);

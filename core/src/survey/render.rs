@@ -47,40 +47,33 @@ pub fn sersic(size: usize, scale: f64, re_arcsec: f64, n: f64, q: f64, pa: f64, 
     img
 }
 
-/// Separable Gaussian convolution with zero padding.
-pub fn gaussian_blur(img: &[f64], size: usize, sigma_px: f64) -> Vec<f64> {
-    let radius = (4.0 * sigma_px).ceil() as isize;
-    let kernel: Vec<f64> = (-radius..=radius).map(|i| (-0.5 * (i as f64 / sigma_px).powi(2)).exp()).collect();
-    let norm: f64 = kernel.iter().sum();
-    let kernel: Vec<f64> = kernel.iter().map(|k| k / norm).collect();
+/// One pass of a 1-D convolution along x (`along_x`) or y, zero padding outside the image.
+fn convolve_axis(img: &[f64], size: usize, kernel: &[f64], along_x: bool) -> Vec<f64> {
     let n = size as isize;
-    let mut tmp = vec![0.0; img.len()];
-    for y in 0..n {
-        for x in 0..n {
-            let mut acc = 0.0;
-            for (k, w) in kernel.iter().enumerate() {
-                let xx = x + k as isize - radius;
-                if (0..n).contains(&xx) {
-                    acc += w * img[(y * n + xx) as usize];
-                }
-            }
-            tmp[(y * n + x) as usize] = acc;
-        }
-    }
+    let radius = (kernel.len() / 2) as isize;
     let mut out = vec![0.0; img.len()];
     for y in 0..n {
         for x in 0..n {
             let mut acc = 0.0;
             for (k, w) in kernel.iter().enumerate() {
-                let yy = y + k as isize - radius;
-                if (0..n).contains(&yy) {
-                    acc += w * tmp[(yy * n + x) as usize];
+                let (xx, yy) = if along_x { (x + k as isize - radius, y) } else { (x, y + k as isize - radius) };
+                if (0..n).contains(&xx) && (0..n).contains(&yy) {
+                    acc += w * img[(yy * n + xx) as usize];
                 }
             }
             out[(y * n + x) as usize] = acc;
         }
     }
     out
+}
+
+/// Separable Gaussian convolution with zero padding.
+pub fn gaussian_blur(img: &[f64], size: usize, sigma_px: f64) -> Vec<f64> {
+    let radius = (4.0 * sigma_px).ceil() as isize;
+    let kernel: Vec<f64> = (-radius..=radius).map(|i| (-0.5 * (i as f64 / sigma_px).powi(2)).exp()).collect();
+    let norm: f64 = kernel.iter().sum();
+    let kernel: Vec<f64> = kernel.iter().map(|k| k / norm).collect();
+    convolve_axis(&convolve_axis(img, size, &kernel, true), size, &kernel, false)
 }
 
 /// Noise-free (bulge, disk) unit-flux images after the PSF.

@@ -14,7 +14,9 @@ use super::Survey;
 pub enum StorageError {
     #[error("cannot read survey file {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("{path} is not a readable survey file ({detail}); was it truncated? regenerate it with `astroclip survey synth`")]
+    #[error(
+        "{path} is not a readable survey file ({detail}); was it truncated? regenerate it with `astroclip survey synth`"
+    )]
     Format { path: String, detail: String },
     #[error("{path}: {detail}")]
     Content { path: String, detail: String },
@@ -44,10 +46,8 @@ pub fn save(survey: &Survey, path: &Path) -> Result<(), StorageError> {
     meta.insert("bands".to_string(), survey.bands.join(","));
     meta.insert("pixel_scale".to_string(), survey.pixel_scale.to_string());
     meta.insert("provenance".to_string(), survey.provenance.clone());
-    let bytes = safetensors::tensor::serialize(tensors, Some(meta)).map_err(|e| StorageError::Format {
-        path: path.display().to_string(),
-        detail: e.to_string(),
-    })?;
+    let bytes = safetensors::tensor::serialize(tensors, Some(meta))
+        .map_err(|e| StorageError::Format { path: path.display().to_string(), detail: e.to_string() })?;
     // Write next to the target and rename, so an interrupted write never leaves a half file.
     let tmp = path.with_extension("partial");
     let io = |source| StorageError::Io { path: path.display().to_string(), source };
@@ -60,7 +60,8 @@ pub fn load(path: &Path) -> Result<Survey, StorageError> {
     let bytes = std::fs::read(path).map_err(|source| StorageError::Io { path: p.clone(), source })?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| StorageError::Format { path: p.clone(), detail: e.to_string() })?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| StorageError::Format { path: p.clone(), detail: e.to_string() })?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| StorageError::Format { path: p.clone(), detail: e.to_string() })?;
     let meta = header.metadata().clone().unwrap_or_default();
     let content = |detail: String| StorageError::Content { path: p.clone(), detail };
     if meta.get("format").map(String::as_str) != Some("astroclip-survey/1") {

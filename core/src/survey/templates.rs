@@ -99,7 +99,8 @@ impl Default for Templates {
                 let mut ab_norm = 0.0;
                 for i in 1..wavelength.len() {
                     let (l0, l1) = (wavelength[i - 1], wavelength[i]);
-                    ab_norm += 0.5 * (response[i - 1] * C_ANGSTROM_S / l0 + response[i] * C_ANGSTROM_S / l1) * (l1 - l0);
+                    ab_norm +=
+                        0.5 * (response[i - 1] * C_ANGSTROM_S / l0 + response[i] * C_ANGSTROM_S / l1) * (l1 - l0);
                 }
                 Filter { name: name.to_string(), wavelength, response, ab_norm }
             })
@@ -145,7 +146,8 @@ mod tests {
         let ratio = |k| t.at(k, 7000.0) / t.at(k, 4000.0);
         assert!(ratio(0) > 2.0 * ratio(3), "E {} Im {}", ratio(0), ratio(3));
         // g filter peaks in 4000–5500 Å, z above 8000 Å.
-        let peak = |f: &Filter| f.wavelength[f.response.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0];
+        let peak =
+            |f: &Filter| f.wavelength[f.response.iter().enumerate().max_by(|a, b| a.1.total_cmp(b.1)).unwrap().0];
         assert!((4000.0..5500.0).contains(&peak(&t.filters[0])));
         assert!(peak(&t.filters[2]) > 8000.0);
     }

@@ -58,11 +58,7 @@ pub enum ComponentError {
     Shape { component: String, detail: String },
     /// The input holds values the component refuses (NaN, inf, empty, …).
     #[error("{component}: invalid value in object {object}: {detail}")]
-    InvalidValue {
-        component: String,
-        object: String,
-        detail: String,
-    },
+    InvalidValue { component: String, object: String, detail: String },
     /// Anything else, with a message naming what to do.
     #[error("{component}: {detail}")]
     Other { component: String, detail: String },

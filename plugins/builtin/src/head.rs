@@ -34,18 +34,14 @@ pub struct CrossAttentionHead {
 impl CrossAttentionHeadConfig {
     pub fn init(&self, device: &Device) -> CrossAttentionHead {
         assert!(
-            self.embed_dim % self.n_heads == 0,
+            self.embed_dim.is_multiple_of(self.n_heads),
             "embed_dim {} must be divisible by the head count {}",
             self.embed_dim,
             self.n_heads
         );
         let d_head = self.embed_dim / self.n_heads;
         CrossAttentionHead {
-            query: Param::from_tensor(Tensor::random(
-                [1, 1, self.embed_dim],
-                Distribution::Normal(0.0, 1.0),
-                device,
-            )),
+            query: Param::from_tensor(Tensor::random([1, 1, self.embed_dim], Distribution::Normal(0.0, 1.0), device)),
             attention: CrossAttentionConfig::new(self.embed_dim, self.model_dim, self.n_heads, self.n_heads, d_head)
                 .with_dropout(self.dropout)
                 .init(device),

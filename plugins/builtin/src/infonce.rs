@@ -36,10 +36,7 @@ impl InfoNceConfig {
     pub fn init(&self, device: &Device) -> InfoNce {
         let t = Tensor::from_data(TensorData::new(vec![self.logit_scale.ln() as f32], [1]), device);
         let param = Param::from_tensor(t);
-        InfoNce {
-            log_scale: if self.learnable { param } else { param.set_require_grad(false) },
-            eps: self.eps,
-        }
+        InfoNce { log_scale: if self.learnable { param } else { param.set_require_grad(false) }, eps: self.eps }
     }
 }
 

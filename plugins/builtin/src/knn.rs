@@ -61,13 +61,11 @@ impl Probe for KnnRegressor {
                 self.scale[j] = if v > 0.0 { v.sqrt() as f32 } else { 1.0 };
             }
         }
-        self.train = vec![0.0; x.values.len()];
-        for i in 0..x.rows {
-            let (row, out) = (x.row(i), &mut self.train[i * x.cols..(i + 1) * x.cols]);
-            for j in 0..x.cols {
-                out[j] = (row[j] - self.mean[j]) / self.scale[j];
-            }
+        let mut train = vec![0.0; x.values.len()];
+        for (i, out) in train.chunks_mut(x.cols).enumerate() {
+            self.transform_row(x.row(i), out);
         }
+        self.train = train;
         self.targets = y.to_vec();
         Ok(())
     }

@@ -52,7 +52,7 @@ fn conv3(cin: usize, cout: usize, stride: usize, device: &Device) -> Conv2d {
 }
 
 fn group_norm(c: usize, device: &Device) -> GroupNorm {
-    GroupNormConfig::new(if c % 8 == 0 { 8 } else { 1 }, c).init(device)
+    GroupNormConfig::new(if c.is_multiple_of(8) { 8 } else { 1 }, c).init(device)
 }
 
 impl BasicBlock {
@@ -64,10 +64,7 @@ impl BasicBlock {
             conv2: conv3(cout, cout, 1, device),
             norm2: group_norm(cout, device),
             shortcut: needs_projection.then(|| {
-                Conv2dConfig::new([cin, cout], [1, 1])
-                    .with_stride([stride, stride])
-                    .with_bias(false)
-                    .init(device)
+                Conv2dConfig::new([cin, cout], [1, 1]).with_stride([stride, stride]).with_bias(false).init(device)
             }),
             shortcut_norm: needs_projection.then(|| group_norm(cout, device)),
         }

@@ -42,11 +42,7 @@ impl SpecformerTokens {
             return 0;
         }
         // starts a = k·step with a < len - overlap and a + section <= len
-        (0..)
-            .map(|k| k * step)
-            .take_while(|&a| a + self.overlap < len)
-            .filter(|&a| a + self.section <= len)
-            .count()
+        (0..).map(|k| k * step).take_while(|&a| a + self.overlap < len).filter(|&a| a + self.section <= len).count()
     }
 
     /// Tokenizes an already rebinned flux vector; public for golden tests.
@@ -111,10 +107,7 @@ impl Tokenizer for SpecformerTokens {
         let x: Vec<f32> = if self.rebin == 1 {
             sp.flux.to_vec()
         } else {
-            sp.flux
-                .chunks_exact(self.rebin)
-                .map(|c| c.iter().sum::<f32>() / self.rebin as f32)
-                .collect()
+            sp.flux.chunks_exact(self.rebin).map(|c| c.iter().sum::<f32>() / self.rebin as f32).collect()
         };
         self.tokens_from(&x, out);
         Ok(())

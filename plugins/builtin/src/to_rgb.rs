@@ -30,10 +30,7 @@ pub fn band_plane_scale(band: &str) -> Option<(usize, f32)> {
 /// Applies the ToRGB stretch to an HWC image of the given bands; returns HWC RGB in [0, 1].
 pub fn to_rgb(flux: &[f32], h: usize, w: usize, bands: &[String], m: f32, q: f32) -> Vec<f32> {
     let nb = bands.len();
-    let ps: Vec<(usize, f32)> = bands
-        .iter()
-        .map(|b| band_plane_scale(b).expect("bands checked by caller"))
-        .collect();
+    let ps: Vec<(usize, f32)> = bands.iter().map(|b| band_plane_scale(b).expect("bands checked by caller")).collect();
     let mut rgb = vec![0f32; h * w * 3];
     for p in 0..h * w {
         let px = &flux[p * nb..(p + 1) * nb];
@@ -89,16 +86,12 @@ impl Tokenizer for LegacySurveyRgb {
         };
         let (h, w, nb) = (img.height, img.width, img.bands.len());
         if img.flux.len() != h * w * nb {
-            return Err(err(format!(
-                "object {}: {} pixels values for {h}×{w}×{nb}",
-                img.object_id,
-                img.flux.len()
-            )));
+            return Err(err(format!("object {}: {} pixels values for {h}×{w}×{nb}", img.object_id, img.flux.len())));
         }
         if let Some(b) = img.bands.iter().find(|b| band_plane_scale(b).is_none()) {
             return Err(err(format!("object {}: band {b:?} has no RGB plane (use u,g,r,i,z)", img.object_id)));
         }
-        if self.crop > h || self.crop > w || self.crop % self.downsample != 0 {
+        if self.crop > h || self.crop > w || !self.crop.is_multiple_of(self.downsample) {
             return Err(err(format!(
                 "crop {} / downsample {} does not fit a {h}×{w} image",
                 self.crop, self.downsample
