@@ -289,3 +289,43 @@ fn tch_backend_trains_a_few_steps() {
     assert!(show["params"].as_array().unwrap().iter().any(|p| p[0] == "run.device" && p[1] == "tch"));
     assert_eq!(show["status"], "finished");
 }
+
+/// Ctrl-C (SIGINT) during training stops after the current step with a checkpoint; the run is
+/// left `killed` with a resume hint, and its metrics up to that step are recorded.
+#[test]
+fn interrupt_stops_with_a_checkpoint() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args: Vec<&str> = vec!["--home", home.path().to_str().unwrap(), "run"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--set", "train.steps=100000", "--set", "train.checkpoint_every=100000"]);
+    let child =
+        bin().args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    // Wait until training has logged a loss, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    loop {
+        assert!(std::time::Instant::now() < deadline, "training never logged a loss");
+        let runs = run(home.path(), &["runs", "list", "--json"]);
+        if let Some(id) = serde_json::from_slice::<serde_json::Value>(&runs.stdout)
+            .ok()
+            .and_then(|v| v.as_array().and_then(|a| a.first()).map(|r| r["id"].as_str().unwrap().to_string()))
+        {
+            let show = json(&run(home.path(), &["runs", "show", &id, "--json"]));
+            if show["latest_metrics"].as_array().unwrap().iter().any(|m| m["key"] == "train.loss") {
+                break;
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("--resume"), "{t}");
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let show = json(&run(home.path(), &["runs", "show", &id, "--json"]));
+    assert_eq!(show["status"], "killed");
+    assert!(show["message"].as_str().unwrap().contains("--resume"));
+    let artifacts = show["artifacts"].as_array().unwrap();
+    assert!(artifacts.iter().any(|a| a["kind"] == "checkpoint"), "{artifacts:?}");
+}

@@ -8,6 +8,7 @@ pub mod config;
 pub mod dataset;
 pub mod device;
 pub mod eval;
+pub mod interrupt;
 pub mod model;
 pub mod run;
 pub mod survey;

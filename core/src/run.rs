@@ -29,7 +29,7 @@ pub struct RunOptions {
 #[derive(Debug)]
 pub struct RunOutcome {
     pub run_id: String,
-    /// `None` when training stopped early (`stop_after`).
+    /// `None` when training stopped early (`stop_after` or an interrupt).
     pub report: Option<EvalReport>,
     pub train_samples_per_sec: f64,
     pub wall_secs: f64,
@@ -150,22 +150,34 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             id
         }
     };
-    let result = train_and_evaluate(
-        &TrainEval {
-            cfg: &cfg,
-            registry: &registry,
-            run_id: &run_id,
-            home: &opts.home,
-            device: &device,
-            data: &data,
-            survey: &survey,
-            train_idx: &train_idx,
-            test_idx: &test_idx,
-            synth_rate,
-            stop_after: opts.stop_after,
-        },
-        model,
-    );
+    // A panic inside a component (a shape bug, a backend failure) must still leave the run
+    // marked failed with its message, not "running" forever.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train_and_evaluate(
+            &TrainEval {
+                cfg: &cfg,
+                registry: &registry,
+                run_id: &run_id,
+                home: &opts.home,
+                device: &device,
+                data: &data,
+                survey: &survey,
+                train_idx: &train_idx,
+                test_idx: &test_idx,
+                synth_rate,
+                stop_after: opts.stop_after,
+            },
+            model,
+        )
+    }))
+    .unwrap_or_else(|panic| {
+        let msg = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "unknown panic".into());
+        Err(anyhow::anyhow!("internal error (panic): {msg}"))
+    });
     match result {
         Ok((report, rate)) => {
             match &report {
@@ -173,7 +185,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                 None => registry.set_status(
                     &run_id,
                     "killed",
-                    Some(&format!("stopped early; continue with `astroclip run --resume {run_id}`")),
+                    Some(&format!("stopped before the last step; continue with `astroclip run --resume {run_id}`")),
                 )?,
             }
             Ok(RunOutcome { run_id, report, train_samples_per_sec: rate, wall_secs: wall.elapsed().as_secs_f64() })

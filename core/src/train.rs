@@ -143,6 +143,7 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
     let mut last_loss = f32::NAN;
     let mut window = (Instant::now(), 0usize);
     let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
+    let mut last_done = start_step;
     for step in start_step..end {
         let idx = batch_indices(setup.train_idx, cfg.batch_size, cfg.seed, step);
         let (images, spectra) = setup.data.batch(&idx, setup.device);
@@ -170,19 +171,28 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
             window = (Instant::now(), 0);
         }
         bar.set_position(done as u64);
-        if done % cfg.checkpoint_every == 0 || done == cfg.steps || done == end {
+        last_done = done;
+        let interrupted = crate::interrupt::requested();
+        if done.is_multiple_of(cfg.checkpoint_every) || done == end || interrupted {
+            if !buffer.is_empty() {
+                setup.registry.log_metrics(setup.run_id, &buffer)?;
+                buffer.clear();
+            }
             save_checkpoint(&setup, &model, &optim, done)?;
+        }
+        if interrupted {
+            break;
         }
     }
     bar.finish_and_clear();
-    let steps_run = end.saturating_sub(start_step);
+    let steps_run = last_done - start_step;
     let secs = started.elapsed().as_secs_f64();
     Ok(TrainReport {
         model,
         final_loss: last_loss,
         samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
         steps_run,
-        stopped_at: (end < cfg.steps).then_some(end),
+        stopped_at: (last_done < cfg.steps).then_some(last_done),
     })
 }
 
