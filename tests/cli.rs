@@ -136,6 +136,10 @@ fn config_errors_name_key_and_source() {
     let t = text(&out);
     assert!(t.contains("train.lr") && t.contains("ASTROCLIP_"), "{t}");
 
+    // Values that parse but cannot work are refused with the key.
+    let t = text(&run(home.path(), &["config", "show", "--set", "train.log_every=0"]));
+    assert!(t.contains("train.log_every") && t.contains("at least 1"), "{t}");
+
     // Precedence: file < environment < --set.
     let layered = dir.path().join("layered.toml");
     std::fs::write(&layered, "[train]\nsteps = 11\nbatch_size = 8\nlr = 0.5\n").unwrap();

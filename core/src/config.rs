@@ -211,6 +211,18 @@ impl ExperimentConfig {
     /// Checks that values are usable together; returns the first problem, naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |key: &str, msg: String| Err(ConfigError::Invalid { key: key.into(), message: msg });
+        for (key, value) in [
+            ("train.steps", self.train.steps),
+            ("train.log_every", self.train.log_every),
+            ("train.checkpoint_every", self.train.checkpoint_every),
+            ("eval.k", self.eval.k),
+            ("eval.batch_size", self.eval.batch_size),
+            ("data.synth.n_galaxies", self.data.synth.n_galaxies),
+        ] {
+            if value == 0 {
+                return bad(key, "must be at least 1".into());
+            }
+        }
         if self.train.batch_size < 2 {
             return bad("train.batch_size", "a contrastive batch needs at least 2 pairs".into());
         }

@@ -163,15 +163,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&runs)?);
                     } else {
+                        // The experiment column is as wide as its longest name.
+                        let w = runs.iter().map(|r| r.experiment.chars().count()).max().unwrap_or(0).max(10);
                         println!(
-                            "{:<34} {:<14} {:<9} {:<20} {:>8}",
+                            "{:<34} {:<w$} {:<9} {:<20} {:>8}",
                             "id", "experiment", "status", "started (UTC)", "secs"
                         );
                         for r in runs {
                             let secs =
                                 r.end_ms.map(|e| format!("{:.0}", (e - r.start_ms) as f64 / 1e3)).unwrap_or_default();
                             println!(
-                                "{:<34} {:<14} {:<9} {:<20} {:>8}",
+                                "{:<34} {:<w$} {:<9} {:<20} {:>8}",
                                 r.id,
                                 r.experiment,
                                 r.status,
