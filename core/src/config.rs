@@ -39,12 +39,17 @@ pub struct ExperimentSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DataConfig {
-    /// A survey file written by `astroclip survey synth`; when empty, the survey is
+    /// Training data file: AstroCLIP-layout HDF5 (`.h5`, from AstroCLIP, `astroclip survey
+    /// synth` or `astroclip data import`) or a survey `.safetensors`; when empty, the survey is
     /// synthesised in memory from `synth`.
     pub path: String,
     pub synth: SynthConfig,
     pub test_fraction: f64,
     pub split_seed: u64,
+    /// `error` stops at the first unusable object (NaN flux, bad shape), naming file and
+    /// object; `skip` leaves such objects out, counted and logged.
+    pub on_bad: crate::data::OnBad,
+    pub loader: crate::data::loader::LoaderConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -130,6 +135,8 @@ impl ExperimentConfig {
                 synth: SynthConfig { n_galaxies: 2560, ..SynthConfig::default() },
                 test_fraction: 0.2,
                 split_seed: 7,
+                on_bad: crate::data::OnBad::Error,
+                loader: crate::data::loader::LoaderConfig::default(),
             },
             image: ImageConfig {
                 tokenizer: "legacy-survey-rgb".into(),
@@ -225,6 +232,12 @@ impl ExperimentConfig {
         }
         if self.train.batch_size < 2 {
             return bad("train.batch_size", "a contrastive batch needs at least 2 pairs".into());
+        }
+        if !["auto", "memory", "stream"].contains(&self.data.loader.mode.as_str()) {
+            return bad("data.loader.mode", format!("{:?} is not one of auto, memory, stream", self.data.loader.mode));
+        }
+        if self.data.loader.prefetch == 0 {
+            return bad("data.loader.prefetch", "must be at least 1".into());
         }
         if !(0.0..1.0).contains(&self.data.test_fraction) || self.data.test_fraction == 0.0 {
             return bad("data.test_fraction", format!("{} is not in (0, 1)", self.data.test_fraction));

@@ -13,7 +13,7 @@ use burn::tensor::Device;
 use serde::Serialize;
 
 use crate::components::{Model, knn_probe};
-use crate::dataset::TokenizedSet;
+use crate::dataset::TrainingData;
 
 /// Row-major `(n, dim)` embeddings of one modality.
 #[derive(Debug, Clone)]
@@ -45,20 +45,39 @@ impl Embeddings {
     }
 }
 
-/// Embeds every object of `data` with both encoders (evaluation mode, no autodiff).
-pub fn embed_all(model: &Model, data: &TokenizedSet, batch: usize, device: &Device) -> (Embeddings, Embeddings) {
+/// Embeds every object of `data` with both encoders (evaluation mode, no autodiff). Rows of
+/// objects the loader skipped (`data.on_bad = "skip"`) stay zero; callers drop them through
+/// [`TrainingData::excluded`].
+pub fn embed_all(
+    model: &Model,
+    data: &TrainingData,
+    batch: usize,
+    device: &Device,
+) -> Result<(Embeddings, Embeddings), crate::data::DataError> {
     let model = model.valid();
     let device = device.clone().inner();
     let dim = model.image.embed_dim();
-    let mut image = Vec::with_capacity(data.n * dim);
-    let mut spectrum = Vec::with_capacity(data.n * dim);
-    let all: Vec<usize> = (0..data.n).collect();
-    for idx in all.chunks(batch.max(1)) {
-        let (imgs, specs) = data.batch(idx, &device);
-        image.extend(model.image.encode(imgs).into_data().try_to_vec::<f32>().unwrap_or_default());
-        spectrum.extend(model.spectrum.encode(specs).into_data().try_to_vec::<f32>().unwrap_or_default());
+    let n = data.len();
+    let mut image = vec![0f32; n * dim];
+    let mut spectrum = vec![0f32; n * dim];
+    let batch = batch.max(1);
+    let plan: crate::data::loader::Plan = std::sync::Arc::new(move |k| (k * batch..((k + 1) * batch).min(n)).collect());
+    let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
+    for b in data.batches(plan, n.div_ceil(batch)) {
+        let b = b?;
+        if b.is_empty() {
+            continue;
+        }
+        let idx = b.indices.clone();
+        let (imgs, specs) = b.tensors(il, sl, &device);
+        let ei = model.image.encode(imgs).into_data().try_to_vec::<f32>().unwrap_or_default();
+        let es = model.spectrum.encode(specs).into_data().try_to_vec::<f32>().unwrap_or_default();
+        for (r, &i) in idx.iter().enumerate() {
+            image[i * dim..(i + 1) * dim].copy_from_slice(&ei[r * dim..(r + 1) * dim]);
+            spectrum[i * dim..(i + 1) * dim].copy_from_slice(&es[r * dim..(r + 1) * dim]);
+        }
     }
-    (Embeddings { n: data.n, dim, values: image }, Embeddings { n: data.n, dim, values: spectrum })
+    Ok((Embeddings { n, dim, values: image }, Embeddings { n, dim, values: spectrum }))
 }
 
 #[derive(Debug, Clone, Serialize)]

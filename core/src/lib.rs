@@ -5,6 +5,7 @@
 
 pub mod components;
 pub mod config;
+pub mod data;
 pub mod dataset;
 pub mod device;
 pub mod eval;

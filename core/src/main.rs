@@ -80,7 +80,8 @@ enum RunsCommand {
 
 #[derive(Subcommand, Debug)]
 enum SurveyCommand {
-    /// Generate a synthetic survey file (safetensors, AstroCLIP array layout).
+    /// Generate a synthetic survey file: AstroCLIP's HDF5 layout for `.h5`/`.hdf5`, safetensors
+    /// for `.safetensors`.
     Synth {
         #[arg(long, default_value_t = 2048)]
         n: usize,
@@ -218,7 +219,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let t = std::time::Instant::now();
             let s = survey::synthesize(&cfg, |_| {});
             let secs = t.elapsed().as_secs_f64();
-            storage::save(&s, &out).with_context(|| format!("writing {}", out.display()))?;
+            let ext = out.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+            match ext.as_str() {
+                "h5" | "hdf5" => astroclip_core::data::astroclip_h5::write(&s, &out)?,
+                "safetensors" => storage::save(&s, &out).with_context(|| format!("writing {}", out.display()))?,
+                _ => anyhow::bail!("--out {}: use a .h5 (AstroCLIP HDF5 layout) or .safetensors file name", out.display()),
+            }
             println!("{n} galaxies in {secs:.2} s ({:.1} galaxies/s) -> {}", n as f64 / secs, out.display());
             println!("data hash {}", s.content_hash());
         }

@@ -11,9 +11,14 @@ use serde_json::Value;
 
 use crate::config::{self, CliOverrides, ExperimentConfig};
 use crate::eval::{self, EvalInput, EvalReport};
-use crate::survey::{self, Survey, storage};
+use std::sync::Arc;
+
+use crate::data::loader::TokenizerPair;
+use crate::data::{self, ObjectSource};
+use crate::survey;
 use crate::train::{self, Checkpoints, TrainSetup};
-use crate::{components, dataset, device};
+use crate::dataset::TrainingData;
+use crate::{components, device};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -58,11 +63,12 @@ fn git_commit() -> Option<String> {
     out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
-/// Loads the survey the configuration names, or synthesises it; returns it with the
+/// Opens the data the configuration names, or synthesises the survey; returns it with the
 /// generation rate (galaxies/s) when synthesised.
-pub fn load_survey(cfg: &ExperimentConfig) -> anyhow::Result<(Survey, Option<f64>)> {
+pub fn load_source(cfg: &ExperimentConfig) -> anyhow::Result<(Arc<dyn ObjectSource>, Option<f64>)> {
     if !cfg.data.path.is_empty() {
-        let s = storage::load(Path::new(&cfg.data.path)).with_context(|| "loading data.path".to_string())?;
+        let s = data::open_path(Path::new(&cfg.data.path)).with_context(|| "loading data.path".to_string())?;
+        tracing::info!(objects = s.len(), source = %s.describe(), "data opened");
         return Ok((s, None));
     }
     let synth = &cfg.data.synth;
@@ -76,7 +82,7 @@ pub fn load_survey(cfg: &ExperimentConfig) -> anyhow::Result<(Survey, Option<f64
     bar.finish_and_clear();
     let rate = synth.n_galaxies as f64 / t.elapsed().as_secs_f64();
     tracing::info!(galaxies = synth.n_galaxies, galaxies_per_sec = format!("{rate:.1}"), "synthetic survey generated");
-    Ok((s, Some(rate)))
+    Ok((Arc::new(data::memory::MemorySource::new(s, "synthetic")), Some(rate)))
 }
 
 pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
@@ -98,28 +104,53 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     device.seed(cfg.train.seed);
     let device = device.autodiff();
 
-    let (survey, synth_rate) = load_survey(&cfg)?;
+    let (source, synth_rate) = load_source(&cfg)?;
     for p in &cfg.eval.properties {
-        if survey.truth_column(p).is_none() {
-            let have: Vec<&str> = survey.truth.iter().map(|(n, _)| n.as_str()).collect();
-            bail!("eval.properties names {p:?}, which the survey does not have (it has: {})", have.join(", "));
+        if source.truth_column(p).is_none() {
+            let have: Vec<&str> = source.truth().iter().map(|(n, _)| n.as_str()).collect();
+            bail!(
+                "eval.properties names {p:?}, which {} does not have (it has: {}); set eval.properties",
+                source.describe(),
+                have.join(", ")
+            );
         }
     }
-    let data_hash = survey.content_hash();
-    let (image_tok, spectrum_tok) = components::tokenizers(&cfg, survey.wavelength.len())?;
-    let data = dataset::tokenize(&survey, image_tok.as_ref(), spectrum_tok.as_ref())?;
-    let (train_idx, test_idx) = survey::split_indices(survey.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    let data_hash = source.content_hash()?;
+    let (image_tok, spectrum_tok) = components::tokenizers(&cfg, source.wavelength().len())?;
+    let spectrum_shape = spectrum_tok.output_shape();
+    let tokenizers = TokenizerPair { image: image_tok, spectrum: spectrum_tok };
+    let data = if crate::dataset::holds_in_memory(&cfg.data.loader, source.len(), tokenizers.image_len(), tokenizers.spectrum_len()) {
+        let bar = indicatif::ProgressBar::new(source.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("tokenize {bar:30} {pos}/{len} objects [{elapsed_precise}]")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let d = TrainingData::new(source.clone(), tokenizers, cfg.data.loader.clone(), cfg.data.on_bad, |n| {
+            bar.set_position(n as u64)
+        })?;
+        bar.finish_and_clear();
+        d
+    } else {
+        TrainingData::new(source.clone(), tokenizers, cfg.data.loader.clone(), cfg.data.on_bad, |_| {})?
+    };
+    let (mut train_idx, mut test_idx) = survey::split_indices(source.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    let skipped: std::collections::BTreeSet<usize> = data.excluded().into_iter().map(|(i, _)| i).collect();
+    if !skipped.is_empty() {
+        tracing::warn!(skipped = skipped.len(), "objects left out under data.on_bad = \"skip\"");
+        train_idx.retain(|i| !skipped.contains(i));
+        test_idx.retain(|i| !skipped.contains(i));
+    }
     if test_idx.len() < 2 || train_idx.len() < 2 {
         bail!(
             "{} objects split by data.test_fraction = {} leave {} for training and {} held out; each needs at least 2",
-            survey.len(),
+            source.len(),
             cfg.data.test_fraction,
             train_idx.len(),
             test_idx.len()
         );
     }
-    let model = components::model(&cfg, &spectrum_tok.output_shape(), &device)?;
-    let component_infos = components::describe(&model, image_tok.as_ref(), spectrum_tok.as_ref(), cfg.eval.k);
+    let model = components::model(&cfg, &spectrum_shape, &device)?;
+    let component_infos = components::describe(&model, data.tokenizers.image.as_ref(), data.tokenizers.spectrum.as_ref(), cfg.eval.k);
 
     let run_id = match resume_id {
         Some(id) => {
@@ -161,7 +192,6 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                 home: &opts.home,
                 device: &device,
                 data: &data,
-                survey: &survey,
                 train_idx: &train_idx,
                 test_idx: &test_idx,
                 synth_rate,
@@ -203,8 +233,7 @@ struct TrainEval<'a> {
     run_id: &'a str,
     home: &'a Path,
     device: &'a Device,
-    data: &'a dataset::TokenizedSet,
-    survey: &'a Survey,
+    data: &'a TrainingData,
     train_idx: &'a [usize],
     test_idx: &'a [usize],
     synth_rate: Option<f64>,
@@ -245,20 +274,24 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         return Ok((None, report.samples_per_sec));
     }
 
-    let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device);
-    save_embeddings(&run_dir.join("embeddings.safetensors"), t.survey, &image, &spectrum, t.test_idx)?;
+    let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device)?;
+    // Objects the loader skipped during training or embedding have no embedding.
+    let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
+    let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
+    let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
+    save_embeddings(&run_dir.join("embeddings.safetensors"), t.data.source.as_ref(), &image, &spectrum, &test_idx)?;
     train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("embeddings.safetensors"), "embeddings")?;
     let targets = cfg
         .eval
         .properties
         .iter()
-        .map(|p| (p.clone(), t.survey.truth_column(p).expect("checked before training")))
+        .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
         .collect();
     let eval_report = eval::evaluate(&EvalInput {
         image: &image,
         spectrum: &spectrum,
-        train_idx: t.train_idx,
-        test_idx: t.test_idx,
+        train_idx: &train_idx,
+        test_idx: &test_idx,
         targets,
         k: cfg.eval.k,
         recall_at: &cfg.eval.recall_at,
@@ -291,13 +324,13 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
 /// `is_test` (N,) float32 0/1; object ids in the metadata.
 fn save_embeddings(
     path: &Path,
-    survey: &Survey,
+    source: &dyn ObjectSource,
     image: &eval::Embeddings,
     spectrum: &eval::Embeddings,
     test_idx: &[usize],
 ) -> anyhow::Result<()> {
     use safetensors::tensor::{Dtype, TensorView};
-    let mut is_test = vec![0f32; survey.len()];
+    let mut is_test = vec![0f32; source.len()];
     test_idx.iter().for_each(|&i| is_test[i] = 1.0);
     let views = vec![
         (
@@ -308,10 +341,10 @@ fn save_embeddings(
             "spectrum".to_string(),
             TensorView::new(Dtype::F32, vec![spectrum.n, spectrum.dim], bytemuck::cast_slice(&spectrum.values))?,
         ),
-        ("is_test".to_string(), TensorView::new(Dtype::F32, vec![survey.len()], bytemuck::cast_slice(&is_test))?),
+        ("is_test".to_string(), TensorView::new(Dtype::F32, vec![source.len()], bytemuck::cast_slice(&is_test))?),
     ];
     let mut meta = std::collections::HashMap::new();
-    meta.insert("object_ids".to_string(), serde_json::to_string(&survey.object_ids)?);
+    meta.insert("object_ids".to_string(), serde_json::to_string(source.object_ids())?);
     std::fs::write(path, safetensors::tensor::serialize(views, Some(meta))?)?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::components::Model;
 use crate::config::TrainConfig;
-use crate::dataset::TokenizedSet;
+use crate::dataset::TrainingData;
 use astroclip_plugin_api::ContrastiveLoss;
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +28,10 @@ pub enum TrainError {
     Checkpoint { path: String, detail: String },
     #[error(transparent)]
     Registry(#[from] astroclip_registry::RegistryError),
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
+    #[error("batch of step {step} has {n} usable objects after skipping bad ones; CLIP needs at least 2")]
+    EmptyBatch { step: usize, n: usize },
 }
 
 /// Learning rate at `step` (0-based): linear warm-up to `lr`, then cosine to `lr·min_frac`.
@@ -81,7 +85,7 @@ impl Checkpoints {
 pub struct TrainSetup<'a> {
     pub cfg: &'a TrainConfig,
     pub device: &'a Device,
-    pub data: &'a TokenizedSet,
+    pub data: &'a TrainingData,
     pub train_idx: &'a [usize],
     pub registry: &'a Registry,
     pub run_id: &'a str,
@@ -144,9 +148,29 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
     let mut window = (Instant::now(), 0usize);
     let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
     let mut last_done = start_step;
+    let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
+    let (batch, seed) = (cfg.batch_size, cfg.seed);
+    let plan: crate::data::loader::Plan =
+        std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start_step + k));
+    let mut batches = setup.data.batches(plan, end - start_step);
+    let (il, sl) = (setup.data.tokenizers.image_len(), setup.data.tokenizers.spectrum_len());
+    // Time the training thread spends waiting for the loader: near 0 when it keeps up.
+    let mut waited = 0.0f64;
+    let mut window_wait = 0.0f64;
     for step in start_step..end {
-        let idx = batch_indices(setup.train_idx, cfg.batch_size, cfg.seed, step);
-        let (images, spectra) = setup.data.batch(&idx, setup.device);
+        let t_wait = Instant::now();
+        let b = batches.next().unwrap_or_else(|| Err(crate::data::DataError::Content {
+            path: "loader".into(),
+            detail: format!("no batch for step {step}"),
+        }))?;
+        let w = t_wait.elapsed().as_secs_f64();
+        waited += w;
+        window_wait += w;
+        if b.len() < 2 {
+            return Err(TrainError::EmptyBatch { step, n: b.len() });
+        }
+        let n_batch = b.len();
+        let (images, spectra) = b.tensors(il, sl, setup.device);
         let loss = model.forward(images, spectra);
         let value: f32 = loss.clone().into_scalar();
         if !value.is_finite() {
@@ -157,13 +181,17 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
         last_loss = value;
-        window.1 += cfg.batch_size;
+        window.1 += n_batch;
         buffer.push(Metric::new("train.loss", step as i64, value as f64));
         buffer.push(Metric::new("train.lr", step as i64, lr));
         let done = step + 1;
         if done % cfg.log_every == 0 || done == cfg.steps {
-            let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
+            let elapsed = window.0.elapsed().as_secs_f64();
+            let rate = window.1 as f64 / elapsed;
             buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
+            buffer.push(Metric::new("data.wait_fraction", step as i64, window_wait / elapsed.max(1e-9)));
+            buffer.push(Metric::new("data.skipped_objects", step as i64, setup.data.excluded().len() as f64));
+            window_wait = 0.0;
             buffer.push(Metric::new("train.logit_scale", step as i64, model.loss.logit_scale() as f64));
             setup.registry.log_metrics(setup.run_id, &buffer)?;
             buffer.clear();
@@ -185,8 +213,13 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
         }
     }
     bar.finish_and_clear();
+    drop(batches);
     let steps_run = last_done - start_step;
     let secs = started.elapsed().as_secs_f64();
+    tracing::info!(
+        wait_fraction = format!("{:.3}", waited / secs.max(1e-9)),
+        "training thread waited {waited:.1} s of {secs:.1} s for data"
+    );
     Ok(TrainReport {
         model,
         final_loss: last_loss,

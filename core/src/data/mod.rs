@@ -1,0 +1,203 @@
+//! Survey data on disk and in memory: readers for the formats astronomers hold, one object
+//! source interface for training, and the prefetching loader that feeds it.
+//!
+//! Every reader produces the same observation records ([`SpectrumRecord`], [`ImageRecord`]) and
+//! every training source implements [`ObjectSource`]; the synthetic survey and an AstroCLIP
+//! HDF5 file go through the same loader. See `docs/data.md` for the formats.
+
+pub mod astroclip_h5;
+// pub mod crossmatch;
+// pub mod desi;
+// pub mod fits;
+// pub mod grid;
+// pub mod inspect;
+// pub mod legacy;
+pub mod loader;
+pub mod memory;
+// pub mod mmu;
+// pub mod sdss;
+
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+/// What to do with an object whose values cannot be used (NaN/inf flux where ivar > 0, a
+/// wrong shape, an id without its other modality).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum OnBad {
+    /// Stop with an error naming the file and the object.
+    #[default]
+    Error,
+    /// Leave the object out, count it and log it (file and object named).
+    Skip,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{path} is not a valid {format} file: {detail}")]
+    Format { path: String, format: &'static str, detail: String },
+    #[error("{path}: object {object}: {detail} (set data.on_bad = \"skip\" to leave such objects out)")]
+    BadObject { path: String, object: String, detail: String },
+    #[error("{path}: {detail}")]
+    Content { path: String, detail: String },
+}
+
+impl DataError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        DataError::Io { path: path.display().to_string(), source }
+    }
+}
+
+/// One spectrum, as every spectrum reader returns it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpectrumRecord {
+    pub object_id: String,
+    pub ra: Option<f64>,
+    pub dec: Option<f64>,
+    pub redshift: Option<f64>,
+    /// Å, vacuum, ascending.
+    pub wavelength: Vec<f64>,
+    /// 1e-17 erg/s/cm²/Å.
+    pub flux: Vec<f32>,
+    /// 0 where the pixel carries no information (masked or missing).
+    pub ivar: Vec<f32>,
+    /// true where the instrument's mask flagged the pixel (its ivar is then 0).
+    pub mask: Vec<bool>,
+    pub provenance: String,
+}
+
+/// One multi-band cutout, `(height, width, bands)` row-major like AstroCLIP's arrays.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRecord {
+    pub object_id: String,
+    pub ra: Option<f64>,
+    pub dec: Option<f64>,
+    pub bands: Vec<String>,
+    pub height: usize,
+    pub width: usize,
+    /// nanomaggies, `(height, width, bands)`.
+    pub flux: Vec<f32>,
+    pub ivar: Option<Vec<f32>>,
+    pub mask: Option<Vec<bool>>,
+    /// arcsec per pixel.
+    pub pixel_scale: f64,
+    pub provenance: String,
+}
+
+/// Paired objects a training run reads by index: catalogue-level arrays (ids, grid, truth)
+/// in memory, pixels on demand through per-thread [`ObjectReader`]s.
+pub trait ObjectSource: Send + Sync {
+    /// Where the objects come from (a file path, or "synthetic survey …").
+    fn describe(&self) -> String;
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn object_ids(&self) -> &[String];
+    fn bands(&self) -> &[String];
+    fn image_size(&self) -> usize;
+    fn pixel_scale(&self) -> f32;
+    /// Wavelength grid shared by every spectrum, Å.
+    fn wavelength(&self) -> &[f32];
+    /// Per-object truth/catalogue columns `(name, values)` (at least `redshift` when known).
+    fn truth(&self) -> &[(String, Vec<f32>)];
+    fn truth_column(&self, name: &str) -> Option<&[f32]> {
+        self.truth().iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
+    }
+    /// A reader for one thread (file handles are not shared between threads).
+    fn reader(&self) -> Result<Box<dyn ObjectReader + '_>, DataError>;
+    /// SHA-256 identifying the content, recorded with every run that uses it.
+    fn content_hash(&self) -> Result<String, DataError>;
+    /// Format tag for the registry (`synthetic`, `astroclip-h5`, …).
+    fn format(&self) -> &'static str;
+    /// Bytes of pixels per object (image + flux + ivar), for memory planning.
+    fn bytes_per_object(&self) -> usize {
+        4 * (self.image_size() * self.image_size() * self.bands().len() + 2 * self.wavelength().len())
+    }
+}
+
+/// Reads object `i` into caller-provided buffers: image `(size, size, bands)`, flux and ivar on
+/// the source's wavelength grid.
+pub trait ObjectReader {
+    fn read(&mut self, i: usize, image: &mut [f32], flux: &mut [f32], ivar: &mut [f32]) -> Result<(), DataError>;
+}
+
+/// Checks a spectrum's values the way every reader must: a non-finite flux or ivar where the
+/// pixel is not masked is an error naming the object and bin; negative ivar likewise.
+pub fn check_spectrum(path: &str, object: &str, flux: &[f32], ivar: &[f32]) -> Result<(), DataError> {
+    for (j, (&f, &w)) in flux.iter().zip(ivar).enumerate() {
+        if !w.is_finite() || w < 0.0 {
+            return Err(DataError::BadObject {
+                path: path.into(),
+                object: object.into(),
+                detail: format!("spectrum ivar[{j}] = {w} (must be finite and ≥ 0)"),
+            });
+        }
+        if w > 0.0 && !f.is_finite() {
+            return Err(DataError::BadObject {
+                path: path.into(),
+                object: object.into(),
+                detail: format!("spectrum flux[{j}] = {f} with ivar {w} > 0"),
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn check_image(path: &str, object: &str, image: &[f32]) -> Result<(), DataError> {
+    if let Some(j) = image.iter().position(|v| !v.is_finite()) {
+        return Err(DataError::BadObject {
+            path: path.into(),
+            object: object.into(),
+            detail: format!("image pixel {j} = {}", image[j]),
+        });
+    }
+    Ok(())
+}
+
+/// Streams a file through SHA-256.
+pub fn file_sha256(path: &Path) -> Result<String, DataError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| DataError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex::encode(h.finalize()))
+}
+
+/// Opens the training source a configuration names: an AstroCLIP-layout HDF5 file (`.h5`,
+/// `.hdf5`), a survey safetensors file, or `None` for the synthetic survey.
+pub fn open_path(path: &Path) -> Result<Arc<dyn ObjectSource>, DataError> {
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    match ext.as_str() {
+        "h5" | "hdf5" => Ok(Arc::new(astroclip_h5::AstroClipH5::open(path)?)),
+        "safetensors" => {
+            let s = crate::survey::storage::load(path).map_err(|e| DataError::Content {
+                path: path.display().to_string(),
+                detail: e.to_string(),
+            })?;
+            Ok(Arc::new(memory::MemorySource::new(s, "survey-safetensors")))
+        }
+        _ => Err(DataError::Content {
+            path: path.display().to_string(),
+            detail: "unknown data file type; training reads AstroCLIP-layout HDF5 (.h5/.hdf5) or survey \
+                     .safetensors — convert other formats with `astroclip data import`"
+                .into(),
+        }),
+    }
+}
+
+pub(crate) fn display(p: &Path) -> String {
+    p.display().to_string()
+}
