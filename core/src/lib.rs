@@ -3,6 +3,7 @@
 //!
 //! See `docs/architecture.md` for how the pieces fit and where components plug in.
 
+pub mod bench;
 pub mod components;
 pub mod config;
 pub mod data;

@@ -6,16 +6,16 @@
 //! HDF5 file go through the same loader. See `docs/data.md` for the formats.
 
 pub mod astroclip_h5;
-// pub mod crossmatch;
-// pub mod desi;
-// pub mod fits;
-// pub mod grid;
-// pub mod inspect;
-// pub mod legacy;
+pub mod crossmatch;
+pub mod desi;
+pub mod fits;
+pub mod grid;
+pub mod inspect;
+pub mod legacy;
 pub mod loader;
 pub mod memory;
-// pub mod mmu;
-// pub mod sdss;
+pub mod mmu;
+pub mod sdss;
 
 use std::path::Path;
 use std::sync::Arc;
