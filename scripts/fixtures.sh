@@ -19,14 +19,23 @@ fi
 if ! (cd "$root/real" && sha256sum -c --quiet "$OLDPWD/tests/fixtures/real-files.sha256" >/dev/null 2>&1); then
     .venv-data/bin/pip download -q --disable-pip-version-check --no-deps -d "$root/wheels" \
         fastspecfit==3.6.1 specutils==2.4.0 ppxf==9.5.2
-    (cd "$root/real" &&
-        unzip -q -o "$root"/wheels/fastspecfit-3.6.1-*.whl \
-            'fastspecfit/test/data/coadd-4-80613-thru20210324.fits' \
-            'fastspecfit/test/data/redrock-4-80613-thru20210324.fits' &&
-        unzip -q -o "$root"/wheels/specutils-2.4.0-*.whl \
-            'specutils/io/default_loaders/tests/desi_test_data/coadd-sv3-dark-26065.fits' &&
-        unzip -q -o "$root"/wheels/ppxf-9.5.2-*.whl 'ppxf/spectra/NGC3073_SDSS_DR18.fits' &&
-        sha256sum -c --quiet "$OLDPWD/tests/fixtures/real-files.sha256")
+    # Python's zipfile: a fresh machine need not have `unzip`.
+    .venv-data/bin/python - "$root" <<'PY'
+import glob, sys, zipfile
+root = sys.argv[1]
+want = {
+    "fastspecfit-3.6.1": ["fastspecfit/test/data/coadd-4-80613-thru20210324.fits",
+                          "fastspecfit/test/data/redrock-4-80613-thru20210324.fits"],
+    "specutils-2.4.0": ["specutils/io/default_loaders/tests/desi_test_data/coadd-sv3-dark-26065.fits"],
+    "ppxf-9.5.2": ["ppxf/spectra/NGC3073_SDSS_DR18.fits"],
+}
+for prefix, members in want.items():
+    (wheel,) = glob.glob(f"{root}/wheels/{prefix}-*.whl")
+    with zipfile.ZipFile(wheel) as z:
+        for m in members:
+            z.extract(m, f"{root}/real")
+PY
+    (cd "$root/real" && sha256sum -c --quiet "$OLDPWD/tests/fixtures/real-files.sha256")
 fi
 if [ ! -f "$root/gen/expect.json" ] || [ tests/fixtures/make_fixtures.py -nt "$root/gen/expect.json" ]; then
     .venv-data/bin/python tests/fixtures/make_fixtures.py "$root/real" "$root/gen"

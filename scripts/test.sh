@@ -4,6 +4,7 @@
 # Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads ~1 GB once).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+eval "$(scripts/fixtures.sh | tail -n 1 | sed "s/^/export /")"
 cargo test --workspace
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
     eval "$(scripts/setup-libtorch-cpu.sh)"

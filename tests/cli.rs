@@ -105,6 +105,38 @@ fn few_step_train_is_recorded_in_the_registry() {
 }
 
 #[test]
+fn trains_streaming_from_an_astroclip_h5_file() {
+    let home = tempfile::tempdir().unwrap();
+    let h5 = home.path().join("survey.h5");
+    let h5s = h5.to_str().unwrap();
+    let out = run(home.path(), &["survey", "synth", "--n", "96", "--image-size", "64", "--out", h5s]);
+    assert!(out.status.success(), "{}", text(&out));
+    let inspect = run(home.path(), &["data", "inspect", h5s]);
+    let t = text(&inspect);
+    assert!(inspect.status.success() && t.contains("objects     96") && t.contains("3600.0–9824.0 Å"), "{t}");
+    assert!(t.contains("NaN 0") && t.contains("unusable    0 objects"), "{t}");
+
+    let exp = repo().join("experiments/quickstart.toml");
+    let mut args = vec!["run", exp.to_str().unwrap()];
+    args.extend_from_slice(TINY);
+    let path = format!("data.path={h5s}");
+    args.extend_from_slice(&["--set", &path, "--set", "data.loader.mode=stream", "--set", "data.loader.workers=2"]);
+    let out = run(home.path(), &args);
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let r = &runs.as_array().unwrap()[0];
+    assert_eq!(r["status"], "finished");
+    // The run records the file's content hash (sha256 of the file) and its format.
+    let hash = t.lines().find_map(|l| l.trim().strip_prefix("sha256")).unwrap().trim().to_string();
+    assert_eq!(r["data_hash"].as_str().unwrap(), hash);
+    let show = json(&run(home.path(), &["runs", "show", r["id"].as_str().unwrap(), "--json"]));
+    let params = show["params"].as_array().unwrap();
+    assert!(params.iter().any(|p| p[0] == "data.format" && p[1] == "astroclip-h5"), "{params:?}");
+    let keys: Vec<&str> = show["latest_metrics"].as_array().unwrap().iter().map(|m| m["key"].as_str().unwrap()).collect();
+    assert!(keys.contains(&"data.wait_fraction") && keys.contains(&"eval.r2.redshift"), "{keys:?}");
+}
+
+#[test]
 fn config_errors_name_key_and_source() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -177,6 +177,9 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             let mut params = Vec::new();
             flatten("", &config_json, &mut params);
             params.push(("run.device".into(), opts.device.clone()));
+            params.push(("data.format".into(), source.format().into()));
+            params.push(("data.objects".into(), source.len().to_string()));
+            params.push(("data.source".into(), source.describe()));
             registry.log_params(&id, &params)?;
             id
         }

@@ -14,7 +14,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rust_hdf5::H5File;
+use rust_hdf5::{H5Dataset, H5File};
 
 use super::{DataError, ObjectReader, ObjectSource, check_image, check_spectrum, display};
 use crate::survey::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS, Survey};
@@ -255,10 +255,28 @@ impl ObjectSource for AstroClipH5 {
         &self.truth
     }
     fn reader(&self) -> Result<Box<dyn ObjectReader + '_>, DataError> {
-        let file = guarded(&self.path, "opening", || {
-            H5File::open(&self.path).map_err(|e| fmt_err(&self.path, e.to_string()))
+        let path = &self.path;
+        let (file, sets) = guarded(path, "opening", || {
+            let h5 = |e: rust_hdf5::Hdf5Error| fmt_err(path, e.to_string());
+            let file = H5File::open(path).map_err(h5)?;
+            // Dataset handles are looked up once per reader, not per object.
+            let sets = self
+                .parts
+                .iter()
+                .map(|p| {
+                    let d = |n: &str| {
+                        file.dataset(&format!("{}{n}", p.prefix)).map(|d| {
+                            let f32 = is_f32(&d);
+                            Slab { d, f32 }
+                        })
+                        .map_err(h5)
+                    };
+                    Ok((d("images")?, d("spectra")?, if p.has_ivar { Some(d("ivar")?) } else { None }))
+                })
+                .collect::<Result<Vec<_>, DataError>>()?;
+            Ok((file, sets))
         })?;
-        Ok(Box::new(H5Reader { src: self, file }))
+        Ok(Box::new(H5Reader { src: self, _file: file, sets }))
     }
     fn content_hash(&self) -> Result<String, DataError> {
         super::file_sha256(&self.path)
@@ -270,47 +288,58 @@ impl ObjectSource for AstroClipH5 {
 
 struct H5Reader<'a> {
     src: &'a AstroClipH5,
-    file: H5File,
+    _file: H5File,
+    sets: Vec<(Slab, Slab, Option<Slab>)>,
+}
+
+/// A dataset handle and whether it stores f32 (checked once per reader).
+struct Slab {
+    d: H5Dataset,
+    f32: bool,
+}
+
+/// Whether a dataset stores IEEE float32 (read in place) rather than something to convert.
+fn is_f32(d: &H5Dataset) -> bool {
+    matches!(d.datatype(), Ok(rust_hdf5::format::messages::datatype::DatatypeMessage::FloatingPoint { size: 4, .. }))
+}
+
+/// A hyperslab as f32: straight into `out` when stored as f32, converted otherwise.
+fn slab(s: &Slab, start: &[usize], count: &[usize], out: &mut [f32]) -> Result<(), rust_hdf5::Hdf5Error> {
+    if s.f32 {
+        s.d.read_slice_into(out, start, count)
+    } else {
+        out.copy_from_slice(&s.d.read_numeric_slice_as::<f32>(start, count)?);
+        Ok(())
+    }
 }
 
 impl ObjectReader for H5Reader<'_> {
     fn read(&mut self, i: usize, image: &mut [f32], flux: &mut [f32], ivar: &mut [f32]) -> Result<(), DataError> {
         let src = self.src;
-        let part = src.parts.iter().find(|p| i >= p.start && i < p.start + p.n).ok_or_else(|| DataError::Content {
+        let k = src.parts.iter().position(|p| i >= p.start && i < p.start + p.n).ok_or_else(|| DataError::Content {
             path: display(&src.path),
             detail: format!("object index {i} is out of range ({} objects)", src.len()),
         })?;
-        let row = i - part.start;
+        let row = i - src.parts[k].start;
         let object = &src.object_ids[i];
         let s = src.image_size;
         let b = src.bands.len();
         let l = src.wavelength.len();
         let path = &src.path;
-        let file = &self.file;
+        let (images, spectra, ivars) = &self.sets[k];
         guarded(path, &format!("reading object {object}"), || {
             let bad = |e: rust_hdf5::Hdf5Error| DataError::BadObject {
                 path: display(path),
                 object: object.clone(),
                 detail: format!("cannot read its rows ({e}); the file may be truncated"),
             };
-            let img = file
-                .dataset(&format!("{}images", part.prefix))
-                .and_then(|d| d.read_numeric_slice_as::<f32>(&[row, 0, 0, 0], &[1, s, s, b]))
-                .map_err(bad)?;
-            image.copy_from_slice(&img);
-            let spec_ds = file.dataset(&format!("{}spectra", part.prefix)).map_err(bad)?;
-            let three = spec_ds.ndims() == 3;
+            slab(images, &[row, 0, 0, 0], &[1, s, s, b], image).map_err(bad)?;
             let (st, ct): (Vec<usize>, Vec<usize>) =
-                if three { (vec![row, 0, 0], vec![1, l, 1]) } else { (vec![row, 0], vec![1, l]) };
-            flux.copy_from_slice(&spec_ds.read_numeric_slice_as::<f32>(&st, &ct).map_err(bad)?);
-            if part.has_ivar {
-                let w = file
-                    .dataset(&format!("{}ivar", part.prefix))
-                    .and_then(|d| d.read_numeric_slice_as::<f32>(&st, &ct))
-                    .map_err(bad)?;
-                ivar.copy_from_slice(&w);
-            } else {
-                ivar.fill(1.0);
+                if spectra.d.ndims() == 3 { (vec![row, 0, 0], vec![1, l, 1]) } else { (vec![row, 0], vec![1, l]) };
+            slab(spectra, &st, &ct, flux).map_err(bad)?;
+            match ivars {
+                Some(d) => slab(d, &st, &ct, ivar).map_err(bad)?,
+                None => ivar.fill(1.0),
             }
             Ok(())
         })?;
