@@ -157,8 +157,8 @@ pub fn read_coadd(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> Result<
                 });
             }
             Err(e @ DataError::BadObject { .. }) if on_bad == OnBad::Skip => {
-                tracing::warn!("skipped: {e}");
-                log.skipped.push((object, e.to_string()));
+                tracing::warn!("skipped: {}", e.brief());
+                log.skipped.push((object, e.brief()));
             }
             Err(e) => return Err(e),
         }

@@ -366,7 +366,7 @@ pub fn read_spectra_any(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> R
         Format::SdssSpec => match super::sdss::read_spec(path, &grid) {
             Ok(s) => Ok((vec![s], vec![])),
             Err(e @ DataError::BadObject { .. }) if on_bad == OnBad::Skip => {
-                Ok((vec![], vec![(path.display().to_string(), e.to_string())]))
+                Ok((vec![], vec![(path.display().to_string(), e.brief())]))
             }
             Err(e) => Err(e),
         },

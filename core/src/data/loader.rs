@@ -189,7 +189,7 @@ fn worker(
                 });
                 match one {
                     Ok(()) => b.indices.push(i),
-                    Err(e @ DataError::BadObject { .. }) if on_bad == OnBad::Skip => b.skipped.push((i, e.to_string())),
+                    Err(e @ DataError::BadObject { .. }) if on_bad == OnBad::Skip => b.skipped.push((i, e.brief())),
                     Err(e) => {
                         let _ = tx.send(Err(e));
                         return Err(());

@@ -113,8 +113,8 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, 
                 provenance: format!("MMU spectra {p} row {i}"),
             }),
             Err(e) if on_bad == OnBad::Skip => {
-                tracing::warn!("skipped: {e}");
-                skipped.push((ids[i].clone(), e.to_string()));
+                tracing::warn!("skipped: {}", e.brief());
+                skipped.push((ids[i].clone(), e.brief()));
             }
             Err(e) => return Err(e),
         }
@@ -184,8 +184,8 @@ pub fn read_images(path: &Path, on_bad: OnBad) -> Result<(Vec<ImageRecord>, Vec<
         if let Some(detail) = bad {
             let e = DataError::BadObject { path: p.clone(), object: ids[i].clone(), detail };
             if on_bad == OnBad::Skip {
-                tracing::warn!("skipped: {e}");
-                skipped.push((ids[i].clone(), e.to_string()));
+                tracing::warn!("skipped: {}", e.brief());
+                skipped.push((ids[i].clone(), e.brief()));
                 continue;
             }
             return Err(e);

@@ -47,6 +47,14 @@ pub enum DataError {
 }
 
 impl DataError {
+    /// The message without the `on_bad` hint, for objects already being skipped.
+    pub fn brief(&self) -> String {
+        match self {
+            DataError::BadObject { path, object, detail } => format!("{path}: object {object}: {detail}"),
+            other => other.to_string(),
+        }
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         DataError::Io { path: path.display().to_string(), source }
     }
