@@ -132,7 +132,8 @@ fn trains_streaming_from_an_astroclip_h5_file() {
     let show = json(&run(home.path(), &["runs", "show", r["id"].as_str().unwrap(), "--json"]));
     let params = show["params"].as_array().unwrap();
     assert!(params.iter().any(|p| p[0] == "data.format" && p[1] == "astroclip-h5"), "{params:?}");
-    let keys: Vec<&str> = show["latest_metrics"].as_array().unwrap().iter().map(|m| m["key"].as_str().unwrap()).collect();
+    let keys: Vec<&str> =
+        show["latest_metrics"].as_array().unwrap().iter().map(|m| m["key"].as_str().unwrap()).collect();
     assert!(keys.contains(&"data.wait_fraction") && keys.contains(&"eval.r2.redshift"), "{keys:?}");
 }
 

@@ -19,9 +19,9 @@ use astroclip_core::survey::{self, SynthConfig};
 use serde_json::Value;
 
 fn fixtures() -> PathBuf {
-    let root = std::env::var("ASTROCLIP_FIXTURES").map(PathBuf::from).unwrap_or_else(|_| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/fixtures")
-    });
+    let root = std::env::var("ASTROCLIP_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().join("target/fixtures"));
     assert!(
         root.join("gen/expect.json").exists(),
         "test fixtures missing under {}: run scripts/fixtures.sh (scripts/test.sh does)",
@@ -57,7 +57,8 @@ fn astroclip_layout_from_h5py_reads_by_index_and_target_id() {
         let src = AstroClipH5::open(&generated(name)).unwrap();
         assert_eq!(src.len(), 9, "{name}");
         assert_eq!(src.groups(), vec![("0".to_string(), 5), ("1".to_string(), 4)]);
-        let ids: Vec<String> = e["targetids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+        let ids: Vec<String> =
+            e["targetids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
         assert_eq!(src.object_ids(), ids.as_slice());
         let z = src.truth_column("redshift").unwrap();
         for (a, b) in z.iter().zip(e["redshifts"].as_array().unwrap()) {
@@ -109,7 +110,10 @@ fn broken_hdf5_files_are_errors_naming_the_file() {
                 let s = src.image_size();
                 let (mut a, mut b, mut c) = (vec![0f32; s * s * 3], vec![0f32; 7781], vec![0f32; 7781]);
                 let mut r = src.reader().unwrap();
-                (0..src.len()).find_map(|i| r.read(i, &mut a, &mut b, &mut c).err()).expect("a read must fail").to_string()
+                (0..src.len())
+                    .find_map(|i| r.read(i, &mut a, &mut b, &mut c).err())
+                    .expect("a read must fail")
+                    .to_string()
             }
         };
         assert!(msg.contains(name), "{msg}");
@@ -173,7 +177,8 @@ fn loader_batches_are_deterministic_in_order_and_skip_bad_objects() {
     let bad: Arc<dyn ObjectSource> = Arc::new(AstroClipH5::open(&generated("astroclip_nan.h5")).unwrap());
     let plan2: Plan = Arc::new(|_| vec![0, 1, 2, 3]);
     let lc = LoaderConfig::default();
-    let err = Prefetcher::start(bad.clone(), tok.clone(), plan2.clone(), 1, &lc, OnBad::Error).next().unwrap().unwrap_err();
+    let err =
+        Prefetcher::start(bad.clone(), tok.clone(), plan2.clone(), 1, &lc, OnBad::Error).next().unwrap().unwrap_err();
     assert!(err.to_string().contains(&bad.object_ids()[2]), "{err}");
     let b = Prefetcher::start(bad.clone(), tok.clone(), plan2, 1, &lc, OnBad::Skip).next().unwrap().unwrap();
     assert_eq!(b.indices, vec![0, 1, 3]);
@@ -192,14 +197,25 @@ fn desi_coadds_combine_arms_like_the_independent_reference() {
         let ids: Vec<&str> = r["targetids"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(specs.iter().map(|s| s.object_id.as_str()).collect::<Vec<_>>(), ids);
         let mut compared = 0;
-        for (s, (rf, riv)) in specs.iter().zip(r["flux"].as_array().unwrap().iter().zip(r["ivar"].as_array().unwrap())) {
+        for (s, (rf, riv)) in specs.iter().zip(r["flux"].as_array().unwrap().iter().zip(r["ivar"].as_array().unwrap()))
+        {
             assert_eq!(s.wavelength, grid::desi_grid());
             assert!(s.ra.is_some() && s.dec.is_some());
             for (j, (f, w)) in rf.as_array().unwrap().iter().zip(riv.as_array().unwrap()).enumerate() {
                 let (f, w) = (f.as_f64().unwrap(), w.as_f64().unwrap());
                 // 1e-4 relative (plus an absolute floor for values that cross zero).
-                assert!((s.ivar[j] as f64 - w).abs() <= 1e-4 * w.abs() + 1e-9, "{key} {} ivar bin {j}: {} vs {w}", s.object_id, s.ivar[j]);
-                assert!((s.flux[j] as f64 - f).abs() <= 1e-4 * f.abs() + 1e-6, "{key} {} flux bin {j}: {} vs {f}", s.object_id, s.flux[j]);
+                assert!(
+                    (s.ivar[j] as f64 - w).abs() <= 1e-4 * w.abs() + 1e-9,
+                    "{key} {} ivar bin {j}: {} vs {w}",
+                    s.object_id,
+                    s.ivar[j]
+                );
+                assert!(
+                    (s.flux[j] as f64 - f).abs() <= 1e-4 * f.abs() + 1e-6,
+                    "{key} {} flux bin {j}: {} vs {f}",
+                    s.object_id,
+                    s.flux[j]
+                );
                 compared += usize::from(w > 0.0);
             }
         }

@@ -116,8 +116,6 @@ pub fn loader_bench(args: &LoaderBenchArgs) -> anyhow::Result<()> {
         println!("{name:<44} {v:>12.1}");
     }
     println!("{:<44} {:>11.1}×", "loader (best) / training consumption", best / consume.max(1e-9));
-    println!(
-        "(the loader shares the CPU cores with the training step; with a GPU step the ratio is what matters)"
-    );
+    println!("(the loader shares the CPU cores with the training step; with a GPU step the ratio is what matters)");
     Ok(())
 }

@@ -55,8 +55,13 @@ impl TrainingData {
         if data.in_memory() {
             let n = data.source.len();
             let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
-            let mut set =
-                TokenizedSet { n, image_len: il, spectrum_len: sl, image: vec![0.0; n * il], spectrum: vec![0.0; n * sl] };
+            let mut set = TokenizedSet {
+                n,
+                image_len: il,
+                spectrum_len: sl,
+                image: vec![0.0; n * il],
+                spectrum: vec![0.0; n * sl],
+            };
             let n_chunks = n.div_ceil(CHUNK);
             let plan: Plan = Arc::new(move |k| (k * CHUNK..((k + 1) * CHUNK).min(n)).collect());
             let mut done = 0;

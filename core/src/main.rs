@@ -266,7 +266,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match ext.as_str() {
                 "h5" | "hdf5" => astroclip_core::data::astroclip_h5::write(&s, &out)?,
                 "safetensors" => storage::save(&s, &out).with_context(|| format!("writing {}", out.display()))?,
-                _ => anyhow::bail!("--out {}: use a .h5 (AstroCLIP HDF5 layout) or .safetensors file name", out.display()),
+                _ => anyhow::bail!(
+                    "--out {}: use a .h5 (AstroCLIP HDF5 layout) or .safetensors file name",
+                    out.display()
+                ),
             }
             println!("{n} galaxies in {secs:.2} s ({:.1} galaxies/s) -> {}", n as f64 / secs, out.display());
             println!("data hash {}", s.content_hash());
@@ -301,7 +304,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let s = astroclip_core::data::inspect::import(&spec, &out)?;
             println!(
                 "read {} spectra and {} images; {} pairs written to {} ({} spectra and {} images unpaired, {} objects skipped)",
-                s.spectra_read, s.images_read, s.paired, s.out, s.spectra_unpaired, s.images_unpaired, s.skipped.len()
+                s.spectra_read,
+                s.images_read,
+                s.paired,
+                s.out,
+                s.spectra_unpaired,
+                s.images_unpaired,
+                s.skipped.len()
             );
             for (obj, why) in s.skipped.iter().take(20) {
                 println!("  skipped {obj}: {why}");

@@ -15,9 +15,9 @@ use std::sync::Arc;
 
 use crate::data::loader::TokenizerPair;
 use crate::data::{self, ObjectSource};
+use crate::dataset::TrainingData;
 use crate::survey;
 use crate::train::{self, Checkpoints, TrainSetup};
-use crate::dataset::TrainingData;
 use crate::{components, device};
 
 #[derive(Debug, Clone)]
@@ -119,7 +119,12 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let (image_tok, spectrum_tok) = components::tokenizers(&cfg, source.wavelength().len())?;
     let spectrum_shape = spectrum_tok.output_shape();
     let tokenizers = TokenizerPair { image: image_tok, spectrum: spectrum_tok };
-    let data = if crate::dataset::holds_in_memory(&cfg.data.loader, source.len(), tokenizers.image_len(), tokenizers.spectrum_len()) {
+    let data = if crate::dataset::holds_in_memory(
+        &cfg.data.loader,
+        source.len(),
+        tokenizers.image_len(),
+        tokenizers.spectrum_len(),
+    ) {
         let bar = indicatif::ProgressBar::new(source.len() as u64);
         bar.set_style(
             indicatif::ProgressStyle::with_template("tokenize {bar:30} {pos}/{len} objects [{elapsed_precise}]")
@@ -133,7 +138,8 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     } else {
         TrainingData::new(source.clone(), tokenizers, cfg.data.loader.clone(), cfg.data.on_bad, |_| {})?
     };
-    let (mut train_idx, mut test_idx) = survey::split_indices(source.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    let (mut train_idx, mut test_idx) =
+        survey::split_indices(source.len(), cfg.data.test_fraction, cfg.data.split_seed);
     let skipped: std::collections::BTreeSet<usize> = data.excluded().into_iter().map(|(i, _)| i).collect();
     if !skipped.is_empty() {
         tracing::warn!(skipped = skipped.len(), "objects left out under data.on_bad = \"skip\"");
@@ -150,7 +156,8 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         );
     }
     let model = components::model(&cfg, &spectrum_shape, &device)?;
-    let component_infos = components::describe(&model, data.tokenizers.image.as_ref(), data.tokenizers.spectrum.as_ref(), cfg.eval.k);
+    let component_infos =
+        components::describe(&model, data.tokenizers.image.as_ref(), data.tokenizers.spectrum.as_ref(), cfg.eval.k);
 
     let run_id = match resume_id {
         Some(id) => {

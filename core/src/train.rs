@@ -159,10 +159,9 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
     let mut window_wait = 0.0f64;
     for step in start_step..end {
         let t_wait = Instant::now();
-        let b = batches.next().unwrap_or_else(|| Err(crate::data::DataError::Content {
-            path: "loader".into(),
-            detail: format!("no batch for step {step}"),
-        }))?;
+        let b = batches.next().unwrap_or_else(|| {
+            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
+        })?;
         let w = t_wait.elapsed().as_secs_f64();
         waited += w;
         window_wait += w;

@@ -94,7 +94,9 @@ impl AstroClipH5 {
             .map(|b| b.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_else(|| vec!["g".into(), "r".into(), "z".into()]);
         let pixel_scale: f32 = match attr("pixel_scale") {
-            Some(s) => s.parse().map_err(|_| fmt_err(path, format!("attribute pixel_scale = {s:?} is not a number")))?,
+            Some(s) => {
+                s.parse().map_err(|_| fmt_err(path, format!("attribute pixel_scale = {s:?} is not a number")))?
+            }
             None => 0.262,
         };
         let provenance = attr("provenance").unwrap_or_else(|| "AstroCLIP-layout HDF5".into());
@@ -109,7 +111,8 @@ impl AstroClipH5 {
             let ds = |name: &str| f.dataset(&format!("{prefix}{name}"));
             let group_name = if prefix.is_empty() { "/".to_string() } else { prefix.trim_end_matches('/').to_string() };
             let need = |name: &str| {
-                ds(name).map_err(|_| fmt_err(path, format!("group {group_name:?} has `images` but no `{name}` dataset")))
+                ds(name)
+                    .map_err(|_| fmt_err(path, format!("group {group_name:?} has `images` but no `{name}` dataset")))
             };
             let images = need("images")?;
             let ishape = images.shape();
@@ -136,12 +139,21 @@ impl AstroClipH5 {
                 image_size = ishape[1];
                 n_bins = sshape[1];
             } else if image_size != ishape[1] || n_bins != sshape[1] {
-                return Err(fmt_err(path, format!("{group_name} has {}-px images and {}-bin spectra; the first group has {image_size} and {n_bins}", ishape[1], sshape[1])));
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "{group_name} has {}-px images and {}-bin spectra; the first group has {image_size} and {n_bins}",
+                        ishape[1], sshape[1]
+                    ),
+                ));
             }
             let has_ivar = match ds("ivar") {
                 Ok(iv) if iv.shape() == sshape => true,
                 Ok(iv) => {
-                    return Err(fmt_err(path, format!("{group_name}/ivar has shape {:?}; spectra have {sshape:?}", iv.shape())));
+                    return Err(fmt_err(
+                        path,
+                        format!("{group_name}/ivar has shape {:?}; spectra have {sshape:?}", iv.shape()),
+                    ));
                 }
                 Err(_) => false,
             };
@@ -161,11 +173,19 @@ impl AstroClipH5 {
                 ));
             }
             let mut cols: Vec<(String, Vec<f32>)> = vec![("redshift".into(), z)];
-            let g_sets = if prefix.is_empty() { root_sets.clone() } else { root.group(&group_name).and_then(|g| g.dataset_names()).map_err(h5)? };
+            let g_sets = if prefix.is_empty() {
+                root_sets.clone()
+            } else {
+                root.group(&group_name).and_then(|g| g.dataset_names()).map_err(h5)?
+            };
             for name in g_sets.iter().filter_map(|s| s.strip_prefix("truth_")) {
-                let col: Vec<f32> = ds(&format!("truth_{name}")).and_then(|d| d.read_numeric_as::<f32>()).map_err(h5)?;
+                let col: Vec<f32> =
+                    ds(&format!("truth_{name}")).and_then(|d| d.read_numeric_as::<f32>()).map_err(h5)?;
                 if col.len() != n {
-                    return Err(fmt_err(path, format!("{group_name}/truth_{name} has {} values for {n} objects", col.len())));
+                    return Err(fmt_err(
+                        path,
+                        format!("{group_name}/truth_{name} has {} values for {n} objects", col.len()),
+                    ));
                 }
                 cols.push((name.to_string(), col));
             }
@@ -175,7 +195,12 @@ impl AstroClipH5 {
                 for (name, col) in cols {
                     match truth.iter_mut().find(|(t, _)| *t == name) {
                         Some((_, all)) => all.extend(col),
-                        None => return Err(fmt_err(path, format!("{group_name} has column {name} that the first group lacks"))),
+                        None => {
+                            return Err(fmt_err(
+                                path,
+                                format!("{group_name} has column {name} that the first group lacks"),
+                            ));
+                        }
                     }
                 }
                 if let Some((name, col)) = truth.iter().find(|(_, c)| c.len() != object_ids.len() + n) {
@@ -187,14 +212,18 @@ impl AstroClipH5 {
         }
         let wavelength = match wavelength {
             Some(w) if w.len() == n_bins => w,
-            Some(w) => return Err(fmt_err(path, format!("wavelength has {} values for {n_bins}-bin spectra", w.len()))),
+            Some(w) => {
+                return Err(fmt_err(path, format!("wavelength has {} values for {n_bins}-bin spectra", w.len())));
+            }
             None if n_bins == DESI_NBINS => {
                 (0..DESI_NBINS).map(|i| (DESI_LAMBDA_MIN + DESI_DLAMBDA * i as f64) as f32).collect()
             }
             None => {
                 return Err(fmt_err(
                     path,
-                    format!("spectra have {n_bins} bins but no `wavelength` dataset; only the 7781-bin DESI grid is implied"),
+                    format!(
+                        "spectra have {n_bins} bins but no `wavelength` dataset; only the 7781-bin DESI grid is implied"
+                    ),
                 ));
             }
         };
@@ -265,11 +294,12 @@ impl ObjectSource for AstroClipH5 {
                 .iter()
                 .map(|p| {
                     let d = |n: &str| {
-                        file.dataset(&format!("{}{n}", p.prefix)).map(|d| {
-                            let f32 = is_f32(&d);
-                            Slab { d, f32 }
-                        })
-                        .map_err(h5)
+                        file.dataset(&format!("{}{n}", p.prefix))
+                            .map(|d| {
+                                let f32 = is_f32(&d);
+                                Slab { d, f32 }
+                            })
+                            .map_err(h5)
                     };
                     Ok((d("images")?, d("spectra")?, if p.has_ivar { Some(d("ivar")?) } else { None }))
                 })
@@ -362,7 +392,8 @@ pub fn write(survey: &Survey, path: &Path) -> Result<(), DataError> {
         .object_ids
         .iter()
         .map(|id| {
-            let digits: String = id.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
+            let digits: String =
+                id.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
             digits.parse::<i64>().map_err(|_| DataError::Content {
                 path: display(path),
                 detail: format!("object id {id:?} has no integer target id for the HDF5 `targetids` dataset"),
@@ -378,15 +409,35 @@ pub fn write(survey: &Survey, path: &Path) -> Result<(), DataError> {
         f.set_attr_string("provenance", &survey.provenance).map_err(h5)?;
         f.set_attr_string("format", "astroclip-h5/1").map_err(h5)?;
         let g = f.create_group("0").map_err(h5)?;
-        g.new_dataset::<f32>().shape([n, s, s, b]).create("images").map_err(h5)?.write_raw(&survey.images).map_err(h5)?;
-        g.new_dataset::<f32>().shape([n, l, 1]).create("spectra").map_err(h5)?.write_raw(&survey.spectra).map_err(h5)?;
+        g.new_dataset::<f32>()
+            .shape([n, s, s, b])
+            .create("images")
+            .map_err(h5)?
+            .write_raw(&survey.images)
+            .map_err(h5)?;
+        g.new_dataset::<f32>()
+            .shape([n, l, 1])
+            .create("spectra")
+            .map_err(h5)?
+            .write_raw(&survey.spectra)
+            .map_err(h5)?;
         g.new_dataset::<f32>().shape([n, l, 1]).create("ivar").map_err(h5)?.write_raw(&survey.ivar).map_err(h5)?;
-        g.new_dataset::<f32>().shape([l]).create("wavelength").map_err(h5)?.write_raw(&survey.wavelength).map_err(h5)?;
+        g.new_dataset::<f32>()
+            .shape([l])
+            .create("wavelength")
+            .map_err(h5)?
+            .write_raw(&survey.wavelength)
+            .map_err(h5)?;
         g.new_dataset::<i64>().shape([n]).create("targetids").map_err(h5)?.write_raw(&ids).map_err(h5)?;
         let z = survey.truth_column("redshift").map(<[f32]>::to_vec).unwrap_or_else(|| vec![f32::NAN; n]);
         g.new_dataset::<f32>().shape([n]).create("redshifts").map_err(h5)?.write_raw(&z).map_err(h5)?;
         for (name, col) in survey.truth.iter().filter(|(name, _)| name != "redshift") {
-            g.new_dataset::<f32>().shape([n]).create(&format!("truth_{name}")).map_err(h5)?.write_raw(col).map_err(h5)?;
+            g.new_dataset::<f32>()
+                .shape([n])
+                .create(&format!("truth_{name}"))
+                .map_err(h5)?
+                .write_raw(col)
+                .map_err(h5)?;
         }
         f.close().map_err(h5)?;
     }

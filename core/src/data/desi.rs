@@ -30,7 +30,11 @@ pub fn read_redrock(path: &Path) -> Result<HashMap<i64, (f64, i64)>, DataError> 
     Ok(ids.into_iter().zip(z.into_iter().zip(zwarn)).collect())
 }
 
-pub fn read_coadd(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, ReadLog), DataError> {
+pub fn read_coadd(
+    path: &Path,
+    redrock: Option<&Path>,
+    on_bad: OnBad,
+) -> Result<(Vec<SpectrumRecord>, ReadLog), DataError> {
     let f = FitsFile::open(path)?;
     let p = path.display().to_string();
     let mut log = ReadLog::default();
@@ -62,7 +66,12 @@ pub fn read_coadd(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> Result<
         if !f.has_hdu(&format!("{arm}_FLUX")) {
             let msg = format!("arm {arm} is missing (no {arm}_FLUX HDU); DESI coadds have B, R and Z");
             match on_bad {
-                OnBad::Error => return Err(DataError::Content { path: p.clone(), detail: format!("{msg} (set data.on_bad = \"skip\" to combine the arms present)") }),
+                OnBad::Error => {
+                    return Err(DataError::Content {
+                        path: p.clone(),
+                        detail: format!("{msg} (set data.on_bad = \"skip\" to combine the arms present)"),
+                    });
+                }
                 OnBad::Skip => {
                     tracing::warn!(file = %p, "{msg}; combining the arms present");
                     log.warnings.push(msg);
@@ -77,7 +86,10 @@ pub fn read_coadd(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> Result<
             Ok(h) => {
                 let (ms, m) = f.image(h)?;
                 if ms != fs {
-                    return Err(DataError::Content { path: p.clone(), detail: format!("{arm}_MASK has shape {ms:?}, {arm}_FLUX {fs:?}") });
+                    return Err(DataError::Content {
+                        path: p.clone(),
+                        detail: format!("{arm}_MASK has shape {ms:?}, {arm}_FLUX {fs:?}"),
+                    });
                 }
                 m
             }

@@ -118,9 +118,9 @@ impl FitsFile {
             let pcount = get("PCOUNT").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
             let gcount = get("GCOUNT").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1);
             let data_len = (bitpix.unsigned_abs() as usize / 8).saturating_mul(gcount).saturating_mul(pcount + n);
-            let name = get("EXTNAME").map(str::to_string).unwrap_or_else(|| {
-                if index == 0 { "PRIMARY".to_string() } else { format!("HDU{index}") }
-            });
+            let name = get("EXTNAME")
+                .map(str::to_string)
+                .unwrap_or_else(|| if index == 0 { "PRIMARY".to_string() } else { format!("HDU{index}") });
             if pos + data_len > bytes.len() {
                 return Err(err(format!(
                     "HDU {index} ({name}) needs {data_len} data bytes at offset {pos}, but the file ends at {}; \
@@ -179,7 +179,8 @@ impl FitsFile {
             -64 => data.chunks_exact(8).map(|c| f64::from_be_bytes(c.try_into().expect("8 bytes"))).collect(),
             other => return Err(self.err(format!("HDU {}: unsupported BITPIX {other}", hdu.name))),
         };
-        let values = if scale != 1.0 || zero != 0.0 { values.into_iter().map(|v| v * scale + zero).collect() } else { values };
+        let values =
+            if scale != 1.0 || zero != 0.0 { values.into_iter().map(|v| v * scale + zero).collect() } else { values };
         Ok((shape, values))
     }
 
@@ -229,9 +230,10 @@ impl FitsFile {
     fn column_of(&self, hdu: &Hdu, name: &str) -> Result<(Column, usize, usize), DataError> {
         let (cols, rows) = self.columns(hdu)?;
         let row_len: usize = hdu.get("NAXIS1").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let col = cols.into_iter().find(|c| c.name.eq_ignore_ascii_case(name)).ok_or_else(|| {
-            self.err(format!("HDU {} has no column {name}", hdu.name))
-        })?;
+        let col = cols
+            .into_iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+            .ok_or_else(|| self.err(format!("HDU {} has no column {name}", hdu.name)))?;
         Ok((col, rows, row_len))
     }
 

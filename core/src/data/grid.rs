@@ -115,7 +115,12 @@ mod tests {
         let ivar = vec![4.0f32; src.len()];
         let dst: Vec<f64> = (1..99).map(|i| 5000.375 + 1.0 * i as f64).collect();
         let (f, iv) = resample(&src, &flux, &ivar, &dst);
-        let int_src: f64 = src.iter().zip(&flux).filter(|(w, _)| **w > 5001.0 - 0.125 && **w < 5098.75).map(|(_, f)| 0.25 * *f as f64).sum();
+        let int_src: f64 = src
+            .iter()
+            .zip(&flux)
+            .filter(|(w, _)| **w > 5001.0 - 0.125 && **w < 5098.75)
+            .map(|(_, f)| 0.25 * *f as f64)
+            .sum();
         let int_dst: f64 = f.iter().map(|&v| v as f64).sum::<f64>();
         assert!((int_src - int_dst).abs() / int_src < 1e-3, "{int_src} vs {int_dst}");
         // Averaging 4 pixels of ivar 4 gives ivar 16.

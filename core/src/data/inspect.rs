@@ -47,7 +47,10 @@ pub fn detect(path: &Path) -> Result<Format, DataError> {
     }
     if name.ends_with(".h5") || name.ends_with(".hdf5") {
         let f = std::panic::catch_unwind(|| rust_hdf5::H5File::open(path))
-            .map_err(|_| DataError::Content { path: path.display().to_string(), detail: "the HDF5 decoder failed; is the file corrupt?".into() })?
+            .map_err(|_| DataError::Content {
+                path: path.display().to_string(),
+                detail: "the HDF5 decoder failed; is the file corrupt?".into(),
+            })?
             .map_err(|e| {
                 if path.exists() {
                     DataError::Format { path: path.display().to_string(), format: "HDF5", detail: e.to_string() }
@@ -290,7 +293,12 @@ impl Report {
             s += &format!("  group       {:<10} {n} objects\n", if g.is_empty() { "/" } else { g });
         }
         if let Some(shape) = &self.image_shape {
-            s += &format!("  images      {:?} (H, W, bands) bands {}  pixel scale {:.3}\"\n", shape, self.bands.join(","), self.pixel_scale.unwrap_or(f64::NAN));
+            s += &format!(
+                "  images      {:?} (H, W, bands) bands {}  pixel scale {:.3}\"\n",
+                shape,
+                self.bands.join(","),
+                self.pixel_scale.unwrap_or(f64::NAN)
+            );
         }
         if let Some(n) = self.spectrum_bins {
             s += &format!("  spectra     {n} bins");
@@ -359,7 +367,7 @@ fn on_desi_grid(w: &[f64]) -> bool {
     w.len() == g.len() && w.iter().zip(&g).all(|(a, b)| (a - b).abs() < 1e-3)
 }
 
-pub fn read_spectra_any(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, Vec<(String, String)>), DataError> {
+pub fn read_spectra_any(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> super::ReadResult<SpectrumRecord> {
     let grid = desi_grid();
     match detect(path)? {
         Format::DesiCoadd => super::desi::read_coadd(path, redrock, on_bad).map(|(s, log)| (s, log.skipped)),
@@ -392,7 +400,7 @@ pub fn read_spectra_any(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> R
     }
 }
 
-pub fn read_images_any(path: &Path, on_bad: OnBad) -> Result<(Vec<ImageRecord>, Vec<(String, String)>), DataError> {
+pub fn read_images_any(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRecord> {
     match detect(path)? {
         Format::LegacyCutout => Ok((vec![super::legacy::read_cutout(path)?], vec![])),
         Format::MmuImages => super::mmu::read_images(path, on_bad),
@@ -456,18 +464,27 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
                     detail: "has no ra/dec for a sky match".into(),
                 })
             };
-            let a = spectra.iter().map(|s| pos(s.ra, s.dec, &s.object_id, &s.provenance)).collect::<Result<Vec<_>, _>>()?;
-            let b = images.iter().map(|s| pos(s.ra, s.dec, &s.object_id, &s.provenance)).collect::<Result<Vec<_>, _>>()?;
+            let a =
+                spectra.iter().map(|s| pos(s.ra, s.dec, &s.object_id, &s.provenance)).collect::<Result<Vec<_>, _>>()?;
+            let b =
+                images.iter().map(|s| pos(s.ra, s.dec, &s.object_id, &s.provenance)).collect::<Result<Vec<_>, _>>()?;
             super::crossmatch::by_position(&a, &b, spec.radius_arcsec)
         }
         other => {
-            return Err(DataError::Content { path: "--match".into(), detail: format!("{other:?} is not `id` or `sky`") });
+            return Err(DataError::Content {
+                path: "--match".into(),
+                detail: format!("{other:?} is not `id` or `sky`"),
+            });
         }
     };
     for &i in &only_s {
         let why = "spectrum has no image (object id present in one modality only)".to_string();
         if spec.on_bad == OnBad::Error {
-            return Err(DataError::BadObject { path: spectra[i].provenance.clone(), object: spectra[i].object_id.clone(), detail: why });
+            return Err(DataError::BadObject {
+                path: spectra[i].provenance.clone(),
+                object: spectra[i].object_id.clone(),
+                detail: why,
+            });
         }
         tracing::warn!(object = %spectra[i].object_id, "skipped: {why}");
         skipped.push((spectra[i].object_id.clone(), why));
@@ -475,13 +492,20 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
     for &j in &only_i {
         let why = "image has no spectrum (object id present in one modality only)".to_string();
         if spec.on_bad == OnBad::Error {
-            return Err(DataError::BadObject { path: images[j].provenance.clone(), object: images[j].object_id.clone(), detail: why });
+            return Err(DataError::BadObject {
+                path: images[j].provenance.clone(),
+                object: images[j].object_id.clone(),
+                detail: why,
+            });
         }
         tracing::warn!(object = %images[j].object_id, "skipped: {why}");
         skipped.push((images[j].object_id.clone(), why));
     }
     if pairs.is_empty() {
-        return Err(DataError::Content { path: out.display().to_string(), detail: "no image–spectrum pairs to write".into() });
+        return Err(DataError::Content {
+            path: out.display().to_string(),
+            detail: "no image–spectrum pairs to write".into(),
+        });
     }
     let n = pairs.len();
     let s = spec.image_size;

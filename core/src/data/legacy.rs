@@ -23,7 +23,11 @@ pub fn read_cutout(path: &Path) -> Result<ImageRecord, DataError> {
         }
     };
     let bands: Vec<String> = (0..b)
-        .map(|i| hdu.get(&format!("BAND{i}")).map(str::to_string).unwrap_or_else(|| ["g", "r", "z", "i"].get(i).unwrap_or(&"?").to_string()))
+        .map(|i| {
+            hdu.get(&format!("BAND{i}"))
+                .map(str::to_string)
+                .unwrap_or_else(|| ["g", "r", "z", "i"].get(i).unwrap_or(&"?").to_string())
+        })
         .collect();
     let pixel_scale = if let (Some(a), Some(d)) = (hdu.float("CD1_1"), hdu.float("CD2_2")) {
         let (b12, c21) = (hdu.float("CD1_2").unwrap_or(0.0), hdu.float("CD2_1").unwrap_or(0.0));

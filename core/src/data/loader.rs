@@ -182,7 +182,9 @@ fn worker(
                         object: id.clone(),
                         detail: e.to_string(),
                     };
-                    tok.image.tokenize(&Observation::Image(view), &mut b.image[r * il..(r + 1) * il]).map_err(as_data)?;
+                    tok.image
+                        .tokenize(&Observation::Image(view), &mut b.image[r * il..(r + 1) * il])
+                        .map_err(as_data)?;
                     tok.spectrum
                         .tokenize(&Observation::Spectrum(sp), &mut b.spectrum[r * sl..(r + 1) * sl])
                         .map_err(as_data)
@@ -211,10 +213,8 @@ fn worker(
             .cloned()
             .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_else(|| "unknown panic".into());
-        let _ = tx.send(Err(DataError::Content {
-            path: source.describe(),
-            detail: format!("loader worker failed: {msg}"),
-        }));
+        let _ = tx
+            .send(Err(DataError::Content { path: source.describe(), detail: format!("loader worker failed: {msg}") }));
     }
 }
 

@@ -45,7 +45,10 @@ fn flags(f: &H5File, path: &Path, name: &str) -> Result<Option<Vec<bool>>, DataE
     let raw = d.read_raw_bytes().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))?;
     let n = d.total_elements();
     if raw.len() != n {
-        return Err(fmt_err(path, format!("`{name}` has {}-byte elements; expected a bool/uint8 mask", raw.len() / n.max(1))));
+        return Err(fmt_err(
+            path,
+            format!("`{name}` has {}-byte elements; expected a bool/uint8 mask", raw.len() / n.max(1)),
+        ));
     }
     Ok(Some(raw.into_iter().map(|b| b != 0).collect()))
 }
@@ -61,7 +64,9 @@ fn ids(f: &H5File, path: &Path) -> Result<Vec<String>, DataError> {
         .map_err(|e| fmt_err(path, format!("`object_id`: {e}")))
 }
 
-fn coords(f: &H5File, path: &Path, n: usize) -> Result<Vec<(Option<f64>, Option<f64>)>, DataError> {
+type Coords = Vec<(Option<f64>, Option<f64>)>;
+
+fn coords(f: &H5File, path: &Path, n: usize) -> Result<Coords, DataError> {
     let get = |name: &str| -> Result<Option<Vec<f64>>, DataError> {
         match f.dataset(name) {
             Ok(d) => Ok(Some(d.read_numeric_as::<f64>().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))?)),
@@ -72,7 +77,7 @@ fn coords(f: &H5File, path: &Path, n: usize) -> Result<Vec<(Option<f64>, Option<
     Ok((0..n).map(|i| (ra.as_ref().map(|v| v[i]), dec.as_ref().map(|v| v[i]))).collect())
 }
 
-pub fn read_spectra(path: &Path, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, Vec<(String, String)>), DataError> {
+pub fn read_spectra(path: &Path, on_bad: OnBad) -> super::ReadResult<SpectrumRecord> {
     let f = open(path)?;
     let p = path.display().to_string();
     let ids = ids(&f, path)?;
@@ -89,7 +94,12 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, 
         return Err(fmt_err(path, format!("spectrum_lambda has shape {ls:?}; expected ({n}, {l}) or ({l},)")));
     }
     let mask = flags(&f, path, "spectrum_mask")?;
-    let z = ["z", "Z"].iter().find_map(|k| f.dataset(k).ok()).map(|d| d.read_numeric_as::<f64>()).transpose().map_err(|e| fmt_err(path, format!("`z`: {e}")))?;
+    let z = ["z", "Z"]
+        .iter()
+        .find_map(|k| f.dataset(k).ok())
+        .map(|d| d.read_numeric_as::<f64>())
+        .transpose()
+        .map_err(|e| fmt_err(path, format!("`z`: {e}")))?;
     let pos = coords(&f, path, n)?;
     let mut out = Vec::with_capacity(n);
     let mut skipped = Vec::new();
@@ -98,8 +108,11 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, 
         let fl = flux[s.clone()].to_vec();
         let m: Vec<bool> = mask.as_ref().map(|m| m[s.clone()].to_vec()).unwrap_or_else(|| vec![false; l]);
         let iv: Vec<f32> = ivar[s.clone()].iter().zip(&m).map(|(&w, &mk)| if mk { 0.0 } else { w }).collect();
-        let wave: Vec<f64> =
-            if shared_lambda { lambda.iter().map(|&v| v as f64).collect() } else { lambda[s].iter().map(|&v| v as f64).collect() };
+        let wave: Vec<f64> = if shared_lambda {
+            lambda.iter().map(|&v| v as f64).collect()
+        } else {
+            lambda[s].iter().map(|&v| v as f64).collect()
+        };
         match check_spectrum(&p, &ids[i], &fl, &iv) {
             Ok(()) => out.push(SpectrumRecord {
                 object_id: ids[i].clone(),
@@ -122,7 +135,7 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> Result<(Vec<SpectrumRecord>, 
     Ok((out, skipped))
 }
 
-pub fn read_images(path: &Path, on_bad: OnBad) -> Result<(Vec<ImageRecord>, Vec<(String, String)>), DataError> {
+pub fn read_images(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRecord> {
     let f = open(path)?;
     let p = path.display().to_string();
     let ids = ids(&f, path)?;
@@ -175,7 +188,11 @@ pub fn read_images(path: &Path, on_bad: OnBad) -> Result<(Vec<ImageRecord>, Vec<
                         continue;
                     }
                     if !src[s].is_finite() && bad.is_none() {
-                        bad = Some(format!("image band {} pixel ({y}, {x}) = {}", bands.get(k).map(String::as_str).unwrap_or("?"), src[s]));
+                        bad = Some(format!(
+                            "image band {} pixel ({y}, {x}) = {}",
+                            bands.get(k).map(String::as_str).unwrap_or("?"),
+                            src[s]
+                        ));
                     }
                     flux[d] = src[s];
                 }

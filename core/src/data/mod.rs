@@ -60,6 +60,11 @@ impl DataError {
     }
 }
 
+/// `(object id, reason)` of objects a reader left out under [`OnBad::Skip`].
+pub type Skipped = Vec<(String, String)>;
+/// What a multi-object reader returns: the records it could read and the objects it skipped.
+pub type ReadResult<T> = Result<(Vec<T>, Skipped), DataError>;
+
 /// One spectrum, as every spectrum reader returns it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SpectrumRecord {
@@ -191,10 +196,8 @@ pub fn open_path(path: &Path) -> Result<Arc<dyn ObjectSource>, DataError> {
     match ext.as_str() {
         "h5" | "hdf5" => Ok(Arc::new(astroclip_h5::AstroClipH5::open(path)?)),
         "safetensors" => {
-            let s = crate::survey::storage::load(path).map_err(|e| DataError::Content {
-                path: path.display().to_string(),
-                detail: e.to_string(),
-            })?;
+            let s = crate::survey::storage::load(path)
+                .map_err(|e| DataError::Content { path: path.display().to_string(), detail: e.to_string() })?;
             Ok(Arc::new(memory::MemorySource::new(s, "survey-safetensors")))
         }
         _ => Err(DataError::Content {

@@ -25,15 +25,15 @@ pub fn read_spec(path: &Path, grid: &[f64]) -> Result<SpectrumRecord, DataError>
         if f.has_column(coadd, "and_mask") { f.column_i64(coadd, "and_mask")? } else { vec![0; loglam.len()] };
     let (object_id, redshift, ra, dec) = match f.hdu("SPECOBJ") {
         Ok(so) => {
-            let id = f.column_str(so, "SPECOBJID").ok().and_then(|v| v.into_iter().next()).map(|s| s.trim().to_string());
+            let id =
+                f.column_str(so, "SPECOBJID").ok().and_then(|v| v.into_iter().next()).map(|s| s.trim().to_string());
             let first = |name: &str| f.column_f64(so, name).ok().and_then(|(v, _)| v.first().copied());
             (id, first("Z"), first("PLUG_RA"), first("PLUG_DEC"))
         }
         Err(_) => (None, None, None, None),
     };
-    let object_id = object_id.unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| p.clone())
-    });
+    let object_id = object_id
+        .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| p.clone()));
     let wave: Vec<f64> = loglam.iter().map(|l| 10f64.powf(*l)).collect();
     if wave.windows(2).any(|w| w[1] <= w[0]) {
         return Err(DataError::Content { path: p, detail: "loglam is not strictly increasing".into() });
