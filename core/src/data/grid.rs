@@ -118,7 +118,7 @@ mod tests {
         let int_src: f64 = src
             .iter()
             .zip(&flux)
-            .filter(|(w, _)| **w > 5001.0 - 0.125 && **w < 5098.75)
+            .filter(|(w, _)| **w > 5001.0 - 0.125 && **w < 5098.8)
             .map(|(_, f)| 0.25 * *f as f64)
             .sum();
         let int_dst: f64 = f.iter().map(|&v| v as f64).sum::<f64>();
