@@ -116,11 +116,18 @@ fn trains_streaming_from_an_astroclip_h5_file() {
     assert!(inspect.status.success() && t.contains("objects     96") && t.contains("3600.0–9824.0 Å"), "{t}");
     assert!(t.contains("NaN 0") && t.contains("unusable    0 objects"), "{t}");
 
-    let exp = repo().join("experiments/quickstart.toml");
+    // The file is named in the experiment TOML, as a user would.
+    let exp = home.path().join("h5.toml");
+    std::fs::write(
+        &exp,
+        format!(
+            "[experiment]\nname = \"h5\"\npreset = \"quickstart\"\n\n[data]\npath = {h5s:?}\n\n\
+             [data.loader]\nmode = \"stream\"\nworkers = 2\nprefetch = 3\n"
+        ),
+    )
+    .unwrap();
     let mut args = vec!["run", exp.to_str().unwrap()];
     args.extend_from_slice(TINY);
-    let path = format!("data.path={h5s}");
-    args.extend_from_slice(&["--set", &path, "--set", "data.loader.mode=stream", "--set", "data.loader.workers=2"]);
     let out = run(home.path(), &args);
     assert!(out.status.success(), "{}", text(&out));
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));

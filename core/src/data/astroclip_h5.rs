@@ -41,6 +41,7 @@ pub struct AstroClipH5 {
     wavelength: Vec<f32>,
     truth: Vec<(String, Vec<f32>)>,
     provenance: String,
+    by_id: std::collections::HashMap<String, usize>,
 }
 
 fn fmt_err(path: &Path, detail: impl Into<String>) -> DataError {
@@ -227,7 +228,9 @@ impl AstroClipH5 {
                 ));
             }
         };
+        let by_id = object_ids.iter().enumerate().map(|(i, id)| (id.clone(), i)).collect();
         Ok(Self {
+            by_id,
             path: path.to_path_buf(),
             parts,
             object_ids,
@@ -254,7 +257,7 @@ impl AstroClipH5 {
 
     /// Index of the object with this target id.
     pub fn index_of(&self, target_id: &str) -> Option<usize> {
-        self.object_ids.iter().position(|id| id == target_id)
+        self.by_id.get(target_id).copied()
     }
 }
 
