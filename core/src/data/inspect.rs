@@ -477,29 +477,17 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
             });
         }
     };
-    for &i in &only_s {
-        let why = "spectrum has no image (object id present in one modality only)".to_string();
+    let unpaired = only_s
+        .iter()
+        .map(|&i| (&spectra[i].object_id, &spectra[i].provenance, "spectrum has no image"))
+        .chain(only_i.iter().map(|&j| (&images[j].object_id, &images[j].provenance, "image has no spectrum")));
+    for (object, provenance, what) in unpaired {
+        let why = format!("{what} (object id present in one modality only)");
         if spec.on_bad == OnBad::Error {
-            return Err(DataError::BadObject {
-                path: spectra[i].provenance.clone(),
-                object: spectra[i].object_id.clone(),
-                detail: why,
-            });
+            return Err(DataError::BadObject { path: provenance.clone(), object: object.clone(), detail: why });
         }
-        tracing::warn!(object = %spectra[i].object_id, "skipped: {why}");
-        skipped.push((spectra[i].object_id.clone(), why));
-    }
-    for &j in &only_i {
-        let why = "image has no spectrum (object id present in one modality only)".to_string();
-        if spec.on_bad == OnBad::Error {
-            return Err(DataError::BadObject {
-                path: images[j].provenance.clone(),
-                object: images[j].object_id.clone(),
-                detail: why,
-            });
-        }
-        tracing::warn!(object = %images[j].object_id, "skipped: {why}");
-        skipped.push((images[j].object_id.clone(), why));
+        tracing::warn!(object = %object, "skipped: {why}");
+        skipped.push((object.clone(), why));
     }
     if pairs.is_empty() {
         return Err(DataError::Content {
