@@ -277,6 +277,17 @@ fn legacy_cutout_pixel_scale_bands_and_layout() {
 }
 
 #[test]
+fn real_first_cutout_reads_with_the_wcs_pixel_scale() {
+    let e = &expect()["first_cutout"];
+    let img = legacy::read_cutout(&real("astroquery/image_cutouts/first/tests/data/image.fits")).unwrap();
+    assert!((img.pixel_scale - e["pixel_scale"].as_f64().unwrap()).abs() < 1e-9, "{}", img.pixel_scale);
+    assert_eq!((img.height, img.width, img.bands.len()), (33, 33, 1));
+    assert_eq!(img.object_id, e["object"].as_str().unwrap());
+    assert_eq!(img.flux[16 * 33 + 16], e["value_16_16"].as_f64().unwrap() as f32);
+    assert_eq!(img.flux[3 * 33 + 30], e["value_3_30"].as_f64().unwrap() as f32);
+}
+
+#[test]
 fn mmu_shards_read_mask_and_report_bad_objects() {
     let e = &expect()["mmu"];
     let p = generated("mmu_spectra.hdf5");

@@ -1,6 +1,7 @@
 //! Legacy Survey cutout FITS (the `fits-cutout` service of legacysurvey.org): a primary image
 //! `(bands, H, W)` in nanomaggies, band names in `BAND0`, `BAND1`, … and the pixel scale from
-//! the WCS (`CD1_1`…`CD2_2`, or `CDELT1/2`, or a `PIXSCALE` keyword in arcsec).
+//! the WCS (`CD1_1`…`CD2_2`, or `CDELT1/2`, or a `PIXSCALE` keyword in arcsec). Any cutout
+//! server's 2-D or 3-D primary image reads the same way (tested on a FIRST cutout).
 
 use std::path::Path;
 
@@ -53,6 +54,7 @@ pub fn read_cutout(path: &Path) -> Result<ImageRecord, DataError> {
     }
     let object_id = hdu
         .get("OBJID")
+        .or_else(|| hdu.get("OBJECT"))
         .map(str::to_string)
         .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| p.clone()));
     Ok(ImageRecord {
