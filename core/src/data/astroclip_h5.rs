@@ -383,9 +383,9 @@ impl ObjectReader for H5Reader<'_> {
 }
 
 /// Writes a survey in AstroCLIP's layout (one group `"0"`), plus astroclip's optional members
-/// (`ivar`, `wavelength`, `truth_*`, attributes). Object ids must be integers (DESI target ids)
-/// or end in one (`synth-42-000017` → 17 + 10¹⁵·seed-free offset is not applied: the trailing
-/// integer is stored). Written to `<path>.partial` and renamed, so a crash leaves no half file.
+/// (`ivar`, `wavelength`, `truth_*`, attributes). `targetids` are the object ids when they are
+/// integers, else their trailing integer (`synth-42-000017` → 17). Written to
+/// `<path>.partial` and renamed, so a crash leaves no half file.
 pub fn write(survey: &Survey, path: &Path) -> Result<(), DataError> {
     let n = survey.len();
     let s = survey.image_size;

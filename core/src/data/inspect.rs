@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::fits::FitsFile;
 use super::grid::{desi_grid, resample};
-use super::{DataError, ImageRecord, ObjectSource, OnBad, SpectrumRecord};
+use super::{DataError, ImageRecord, OnBad, SpectrumRecord};
 use crate::survey::Survey;
 
 /// The formats `detect` recognises.
@@ -537,9 +537,4 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
         out: out.display().to_string(),
         sha256: super::file_sha256(out)?,
     })
-}
-
-/// The source's pixel scale and grid, for callers that only hold the trait object.
-pub fn summary_line(src: &dyn ObjectSource) -> String {
-    format!("{} objects, {} px, {} bins", src.len(), src.image_size(), src.wavelength().len())
 }
