@@ -373,3 +373,33 @@ fn interrupt_stops_with_a_checkpoint() {
     let artifacts = show["artifacts"].as_array().unwrap();
     assert!(artifacts.iter().any(|a| a["kind"] == "checkpoint"), "{artifacts:?}");
 }
+
+#[test]
+fn plugins_add_verify_list_refuse_a_tampered_entry() {
+    use sha2::{Digest, Sha256};
+    let home = tempfile::tempdir().unwrap();
+    let src = home.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    std::fs::write(src.join("p.wasm"), b"\0asm\x01\0\0\0").unwrap();
+    let manifest = |sha: &str| {
+        format!(
+            "[plugin]\nid = \"photometry\"\nversion = \"0.1.0\"\napi_version = \"1.0.0\"\nkinds = [\"tokenizer\"]\n\
+             modality = \"photometry\"\n\n[entry]\ncarrier = \"wasm\"\nfile = \"p.wasm\"\nsha256 = \"{sha}\"\n"
+        )
+    };
+    std::fs::write(src.join("plugin.toml"), manifest(&"ab".repeat(32))).unwrap();
+    let s = src.to_str().unwrap();
+    let out = run(home.path(), &["plugins", "add", s]);
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("photometry 0.1.0") && t.contains("sha256"), "{t}");
+    assert!(text(&run(home.path(), &["plugins", "list"])).contains("no plugins installed"));
+
+    std::fs::write(src.join("plugin.toml"), manifest(&hex::encode(Sha256::digest(b"\0asm\x01\0\0\0")))).unwrap();
+    let out = run(home.path(), &["plugins", "verify", s]);
+    assert!(out.status.success() && text(&out).contains("entry p.wasm sha256 ok"), "{}", text(&out));
+    assert!(run(home.path(), &["plugins", "add", s]).status.success());
+    let rows = json(&run(home.path(), &["plugins", "list", "--json"]));
+    assert_eq!(rows[0]["id"], "photometry");
+    assert_eq!(rows[0]["status"], "ok");
+    assert!(run(home.path(), &["plugins", "verify", "photometry"]).status.success());
+}

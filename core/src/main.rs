@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// Plugins: list installed ones, add (verify + install) one, verify one.
+    Plugins {
+        #[command(subcommand)]
+        command: PluginsCommand,
+    },
     /// Configuration.
     Config {
         #[command(subcommand)]
@@ -135,6 +140,24 @@ enum DataCommand {
     },
     /// Loader throughput vs the training step's consumption on the same file.
     Bench(astroclip_core::bench::LoaderBenchArgs),
+}
+
+#[derive(Subcommand, Debug)]
+enum PluginsCommand {
+    /// Installed plugins (`<home>/plugins/`), each re-verified.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Verify a plugin directory (manifest, interface version, entry sha256) and install it.
+    Add {
+        dir: PathBuf,
+        /// Replace an installed plugin with the same id.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Verify an installed plugin (by id) or a plugin directory.
+    Verify { plugin: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -319,6 +342,50 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Data { command: DataCommand::Bench(args) } => {
             astroclip_core::bench::loader_bench(&args)?;
+        }
+        Command::Plugins { command } => {
+            let installed = astroclip_plugin_host::Installed::new(&cli.home);
+            match command {
+                PluginsCommand::List { json } => {
+                    let rows = installed.list()?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&rows)?);
+                    } else if rows.is_empty() {
+                        println!("no plugins installed under {}", installed.root().display());
+                    } else {
+                        println!("{:<24} {:<10} {:<7} {:<22} {:<12} status", "id", "version", "carrier", "kinds", "modality");
+                        for r in rows {
+                            let kinds: Vec<String> =
+                                r.kinds.iter().map(|k| serde_json::to_string(k).unwrap_or_default().replace('"', "")).collect();
+                            println!(
+                                "{:<24} {:<10} {:<7} {:<22} {:<12} {}",
+                                r.id.as_deref().unwrap_or(&r.dir),
+                                r.version.as_deref().unwrap_or("-"),
+                                r.carrier.map(|c| format!("{c:?}").to_lowercase()).unwrap_or_else(|| "-".into()),
+                                kinds.join(","),
+                                r.modality.as_deref().unwrap_or("-"),
+                                r.status
+                            );
+                        }
+                    }
+                }
+                PluginsCommand::Add { dir, replace } => {
+                    let p = installed.add(&dir, replace)?;
+                    println!("installed {} {} at {}", p.id(), p.version(), p.dir.display());
+                }
+                PluginsCommand::Verify { plugin } => {
+                    let p = installed.resolve(&plugin)?;
+                    p.verify()?;
+                    println!(
+                        "{} {}: manifest ok, plugin interface {} compatible with host {}, entry {} sha256 ok",
+                        p.id(),
+                        p.version(),
+                        p.manifest.plugin.api_version,
+                        astroclip_plugin_api::PLUGIN_INTERFACE_VERSION,
+                        p.manifest.entry.file
+                    );
+                }
+            }
         }
         Command::Config { command: ConfigCommand::Show { experiment, set } } => {
             let cfg = config::load(experiment.as_deref(), &CliOverrides::parse(&set)?)?;
