@@ -353,10 +353,16 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     } else if rows.is_empty() {
                         println!("no plugins installed under {}", installed.root().display());
                     } else {
-                        println!("{:<24} {:<10} {:<7} {:<22} {:<12} status", "id", "version", "carrier", "kinds", "modality");
+                        println!(
+                            "{:<24} {:<10} {:<7} {:<22} {:<12} status",
+                            "id", "version", "carrier", "kinds", "modality"
+                        );
                         for r in rows {
-                            let kinds: Vec<String> =
-                                r.kinds.iter().map(|k| serde_json::to_string(k).unwrap_or_default().replace('"', "")).collect();
+                            let kinds: Vec<String> = r
+                                .kinds
+                                .iter()
+                                .map(|k| serde_json::to_string(k).unwrap_or_default().replace('"', ""))
+                                .collect();
                             println!(
                                 "{:<24} {:<10} {:<7} {:<22} {:<12} {}",
                                 r.id.as_deref().unwrap_or(&r.dir),
@@ -376,6 +382,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 PluginsCommand::Verify { plugin } => {
                     let p = installed.resolve(&plugin)?;
                     p.verify()?;
+                    if p.manifest.entry.carrier == astroclip_plugin_host::Carrier::Native {
+                        // The handshake: load, embedded interface version, toolchain, table.
+                        let lib = astroclip_plugin_host::native::NativePlugin::load(&p)?;
+                        for (name, modality, _) in lib.tokenizers() {
+                            println!("  tokenizer {name} (modality {modality})");
+                        }
+                    }
                     println!(
                         "{} {}: manifest ok, plugin interface {} compatible with host {}, entry {} sha256 ok",
                         p.id(),

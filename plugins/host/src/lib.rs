@@ -7,6 +7,8 @@
 //! before anything else, and the artifact is pinned by hash. Loading the artifact (native
 //! `libloading` and WASM `wasmtime` carriers) builds on this layer.
 
+pub mod native;
+
 use std::path::{Path, PathBuf};
 
 use astroclip_plugin_api::{ComponentKind, PLUGIN_INTERFACE_VERSION, api_compatible, parse_semver};
@@ -86,6 +88,8 @@ pub enum PluginError {
     Invalid { id: String, version: String, path: String, detail: String },
     #[error("{path}: {source}")]
     Io { path: String, source: std::io::Error },
+    #[error("plugin {id} {version}: {call}: {detail}")]
+    Call { id: String, version: String, call: String, detail: String },
     #[error("no installed plugin {0:?}; `astroclip plugins list` shows what is installed")]
     NotInstalled(String),
 }
@@ -149,7 +153,7 @@ impl PluginDir {
         self.dir.join(&self.manifest.entry.file)
     }
 
-    fn invalid(&self, detail: String) -> PluginError {
+    pub(crate) fn invalid(&self, detail: String) -> PluginError {
         PluginError::Invalid {
             id: self.id().into(),
             version: self.version().into(),
