@@ -133,7 +133,8 @@ impl NativePlugin {
 
     /// Output length of `tok` for an input shape, or `None` when the plugin does not take it.
     pub fn output_len(&self, tok: NativeTokenizer, shape: &[usize]) -> Option<usize> {
-        let n = (tok.table.output_len)(shape.as_ptr(), shape.len());
+        // SAFETY: `shape` is a live slice of `shape.len()` values (interface v1 contract).
+        let n = unsafe { (tok.table.output_len)(shape.as_ptr(), shape.len()) };
         (n > 0).then_some(n)
     }
 
@@ -148,15 +149,19 @@ impl NativePlugin {
     ) -> Result<(), PluginError> {
         let mut msg = vec![0u8; 1024];
         let mut err = ErrBuf { msg: msg.as_mut_ptr(), cap: msg.len(), len: 0, code: 0 };
-        let code = (tok.table.tokenize)(
-            input.as_ptr(),
-            input.len(),
-            shape.as_ptr(),
-            shape.len(),
-            out.as_mut_ptr(),
-            out.len(),
-            &mut err,
-        );
+        // SAFETY: host-owned buffers with their exact lengths; `out` is exclusively borrowed,
+        // `err.msg` has `cap` writable bytes (interface v1 contract).
+        let code = unsafe {
+            (tok.table.tokenize)(
+                input.as_ptr(),
+                input.len(),
+                shape.as_ptr(),
+                shape.len(),
+                out.as_mut_ptr(),
+                out.len(),
+                &mut err,
+            )
+        };
         if code == astroclip_plugin_sdk::OK {
             return Ok(());
         }

@@ -76,10 +76,10 @@ pub struct TokenizerV1 {
     pub name: Str,
     pub modality: Str,
     /// Output length for an input of this shape; 0 when the shape is not supported.
-    pub output_len: extern "C" fn(shape: *const usize, ndim: usize) -> usize,
+    pub output_len: unsafe extern "C" fn(shape: *const usize, ndim: usize) -> usize,
     /// Fills `out[..out_len]` from `input[..input_len]` (row-major, `shape[..ndim]`).
     /// Returns [`OK`], [`ERR_INPUT`] or [`ERR_PANIC`] (message in `err`).
-    pub tokenize: extern "C" fn(
+    pub tokenize: unsafe extern "C" fn(
         input: *const f32,
         input_len: usize,
         shape: *const usize,
@@ -150,8 +150,10 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
+/// # Safety
+/// `shape` must point at `ndim` readable values (the host's contract of interface v1).
 #[doc(hidden)]
-pub extern "C" fn output_len_trampoline<T: ArrayTokenizer>(shape: *const usize, ndim: usize) -> usize {
+pub unsafe extern "C" fn output_len_trampoline<T: ArrayTokenizer>(shape: *const usize, ndim: usize) -> usize {
     std::panic::catch_unwind(|| {
         if shape.is_null() && ndim > 0 {
             return 0;
@@ -163,8 +165,11 @@ pub extern "C" fn output_len_trampoline<T: ArrayTokenizer>(shape: *const usize, 
     .unwrap_or(0)
 }
 
+/// # Safety
+/// `input`, `shape` and `out` must point at `input_len`, `ndim` and `out_len` values, `out`
+/// writable and not overlapping the others, `err` at a valid [`ErrBuf`] (interface v1).
 #[doc(hidden)]
-pub extern "C" fn tokenize_trampoline<T: ArrayTokenizer>(
+pub unsafe extern "C" fn tokenize_trampoline<T: ArrayTokenizer>(
     input: *const f32,
     input_len: usize,
     shape: *const usize,
