@@ -403,3 +403,35 @@ fn plugins_add_verify_list_refuse_a_tampered_entry() {
     assert_eq!(rows[0]["status"], "ok");
     assert!(run(home.path(), &["plugins", "verify", "photometry"]).status.success());
 }
+
+#[test]
+fn plugins_verify_handshakes_a_native_plugin() {
+    use sha2::{Digest, Sha256};
+    let target = repo().join("target/plugin-examples");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(repo().join("plugins/examples/band-fluxes/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let home = tempfile::tempdir().unwrap();
+    let dir = home.path().join("band-fluxes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lib = std::fs::read(target.join("debug/libastroclip_plugin_band_fluxes.so")).unwrap();
+    std::fs::write(dir.join("band_fluxes.so"), &lib).unwrap();
+    std::fs::write(
+        dir.join("plugin.toml"),
+        format!(
+            "[plugin]\nid = \"band-fluxes\"\nversion = \"0.1.0\"\napi_version = \"1.0.0\"\nkinds = [\"tokenizer\"]\n\
+             modality = \"image\"\n\n[entry]\ncarrier = \"native\"\nfile = \"band_fluxes.so\"\nsha256 = \"{}\"\n",
+            hex::encode(Sha256::digest(&lib))
+        ),
+    )
+    .unwrap();
+    let out = run(home.path(), &["plugins", "verify", dir.to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("tokenizer band-fluxes (modality image)"), "{t}");
+}
