@@ -28,38 +28,9 @@ pub use tokenizer::Tokenizer;
 /// Version of the component interfaces in this crate.
 pub const API_VERSION: &str = "0.1.0";
 
-/// Version of the plugin interface (manifest schema, array and tensor interfaces) that
-/// `plugin.toml`'s `api_version` and the version embedded in a plugin artifact are checked
-/// against, by the caret rule of [`api_compatible`]. Released versions are frozen.
-pub const PLUGIN_INTERFACE_VERSION: &str = "1.0.0";
-
-/// `MAJOR.MINOR.PATCH` with an optional `-pre` / `+build` suffix (ignored for compatibility).
-pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
-    let core = v.split(['-', '+']).next()?;
-    let mut it = core.split('.');
-    let (a, b, c) = (it.next()?, it.next()?, it.next()?);
-    if it.next().is_some() {
-        return None;
-    }
-    let num = |s: &str| -> Option<u64> {
-        (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0')))
-            .then(|| s.parse().ok())
-            .flatten()
-    };
-    Some((num(a)?, num(b)?, num(c)?))
-}
-
-/// Caret rule (Cargo's `^`): a plugin built against `plugin` runs on a host providing `host`
-/// when the left-most non-zero component matches and the host is not older than the plugin.
-pub fn api_compatible(host: &str, plugin: &str) -> bool {
-    let (Some(h), Some(p)) = (parse_semver(host), parse_semver(plugin)) else { return false };
-    let same_line = match p {
-        (0, 0, _) => h.0 == 0 && h.1 == 0 && h.2 == p.2,
-        (0, minor, _) => h.0 == 0 && h.1 == minor,
-        (major, _, _) => h.0 == major,
-    };
-    same_line && h >= p
-}
+/// Version of the plugin interface (manifest schema, array and tensor interfaces), defined by
+/// the dependency-free SDK crate so plugins and the plugin host need not link burn.
+pub use astroclip_plugin_sdk::{INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, api_compatible, parse_semver};
 
 /// What a component is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

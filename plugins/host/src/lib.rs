@@ -11,10 +11,20 @@ pub mod native;
 
 use std::path::{Path, PathBuf};
 
-use astroclip_plugin_api::{ComponentKind, PLUGIN_INTERFACE_VERSION, api_compatible, parse_semver};
+use astroclip_plugin_sdk::{INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, api_compatible, parse_semver};
 use serde::{Deserialize, Serialize};
 
 pub const MANIFEST: &str = "plugin.toml";
+
+/// What a plugin provides (the component kinds of `astroclip_plugin_api`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComponentKind {
+    Tokenizer,
+    Encoder,
+    Loss,
+    Probe,
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

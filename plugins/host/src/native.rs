@@ -12,8 +12,9 @@
 //! crash the host): the handle is leaked for the life of the process.
 #![allow(unsafe_code)]
 
-use astroclip_plugin_api::{PLUGIN_INTERFACE_VERSION, api_compatible};
-use astroclip_plugin_sdk::{ErrBuf, PluginV1, TOOLCHAIN, TokenizerV1};
+use astroclip_plugin_sdk::{
+    ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, TOOLCHAIN, TokenizerV1, api_compatible,
+};
 
 use crate::{Carrier, PluginDir, PluginError};
 

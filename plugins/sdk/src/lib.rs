@@ -19,6 +19,34 @@
 /// `astroclip_plugin_api::PLUGIN_INTERFACE_VERSION`).
 pub const INTERFACE_VERSION: &str = "1.0.0";
 
+/// `MAJOR.MINOR.PATCH` with an optional `-pre` / `+build` suffix (ignored for compatibility).
+pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
+    let core = v.split(['-', '+']).next()?;
+    let mut it = core.split('.');
+    let (a, b, c) = (it.next()?, it.next()?, it.next()?);
+    if it.next().is_some() {
+        return None;
+    }
+    let num = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && (s == "0" || !s.starts_with('0')))
+            .then(|| s.parse().ok())
+            .flatten()
+    };
+    Some((num(a)?, num(b)?, num(c)?))
+}
+
+/// Caret rule (Cargo's `^`): a plugin built against `plugin` runs on a host providing `host`
+/// when the left-most non-zero component matches and the host is not older than the plugin.
+pub fn api_compatible(host: &str, plugin: &str) -> bool {
+    let (Some(h), Some(p)) = (parse_semver(host), parse_semver(plugin)) else { return false };
+    let same_line = match p {
+        (0, 0, _) => h.0 == 0 && h.1 == 0 && h.2 == p.2,
+        (0, minor, _) => h.0 == 0 && h.1 == minor,
+        (major, _, _) => h.0 == major,
+    };
+    same_line && h >= p
+}
+
 /// The compiler, target and ABI layout this SDK was built with.
 pub const TOOLCHAIN: &str = concat!(
     env!("ASTROCLIP_SDK_RUSTC"),
