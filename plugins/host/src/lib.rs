@@ -72,9 +72,9 @@ pub struct Entry {
 }
 
 /// What a plugin may do beyond computing on the buffers it is given. Everything is off unless
-/// granted; the limits apply to WASM plugins.
+/// granted; the limits apply to WASM plugins. Keys left out keep their defaults.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct Capabilities {
     pub filesystem: bool,
     pub network: bool,

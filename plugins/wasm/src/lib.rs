@@ -1,0 +1,277 @@
+//! The WASM carrier: a plugin module run by wasmtime 48 in a sandbox that is on by default.
+//!
+//! * **Version first.** The interface version is read from the module's custom section
+//!   `astroclip_plugin_interface` (parsed, not executed) and checked by the caret rule before
+//!   the module is compiled or instantiated.
+//! * **No host access.** The module is instantiated with no imports at all: no WASI, no
+//!   filesystem, no network, no clock. A module that imports anything is refused by name.
+//! * **Deadline.** Epoch interruption: a ticker thread advances the engine's epoch every
+//!   [`TICK_MS`] ms and every call gets a deadline of `capabilities.deadline_ms`; an infinite
+//!   loop traps instead of hanging the host.
+//! * **Memory cap.** `StoreLimits` caps linear memory at `capabilities.max_memory_mb` and traps
+//!   on a failed `memory.grow`, so a memory bomb stops at the cap.
+//! * **Stack.** wasmtime's stack limit turns unbounded recursion into a trap.
+//! * **Pointers.** Every guest pointer and length is checked against the guest memory by
+//!   `Memory::read`/`Memory::write`; a pointer out of range is an error naming the plugin.
+//!
+//! Guest ABI (interface v1, data-level tokenizer; see `plugins/examples/wasm-*/`):
+//! exports `memory`, `alloc(bytes: i32) -> i32`, `output_len(shape_ptr: i32, ndim: i32) -> i32`,
+//! `tokenize(in_ptr, in_len, shape_ptr, ndim, out_ptr, out_len: i32) -> i32` (0 = ok; shapes
+//! are u32 little-endian, values f32 little-endian).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use astroclip_plugin_host::{Carrier, PluginDir, PluginError};
+use astroclip_plugin_sdk::{INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, api_compatible};
+use wasmtime::{
+    Config, Engine, Instance, Linker, Memory, Module, Store, StoreLimits, StoreLimitsBuilder, Trap, TypedFunc,
+};
+
+/// Epoch tick of the deadline clock.
+pub const TICK_MS: u64 = 10;
+/// The custom section holding the interface version.
+pub const VERSION_SECTION: &str = "astroclip_plugin_interface";
+
+/// One engine for the process, with its epoch ticker.
+fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut cfg = Config::new();
+        cfg.epoch_interruption(true);
+        cfg.max_wasm_stack(512 * 1024);
+        let engine = Engine::new(&cfg).expect("wasmtime engine with epoch interruption");
+        let ticker = engine.clone();
+        static RUNNING: AtomicBool = AtomicBool::new(false);
+        if !RUNNING.swap(true, Ordering::SeqCst) {
+            std::thread::Builder::new()
+                .name("astroclip-wasm-epoch".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(Duration::from_millis(TICK_MS));
+                        ticker.increment_epoch();
+                    }
+                })
+                .expect("spawning the epoch ticker");
+        }
+        engine
+    })
+}
+
+/// The interface version in a module's custom section, if any.
+pub fn embedded_version(bytes: &[u8]) -> Option<String> {
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::CustomSection(c)) = payload
+            && c.name() == VERSION_SECTION
+        {
+            return Some(String::from_utf8_lossy(c.data()).trim().to_string());
+        }
+    }
+    None
+}
+
+pub struct WasmPlugin {
+    pub id: String,
+    pub version: String,
+    module: Module,
+    deadline_ticks: u64,
+    memory_bytes: usize,
+}
+
+struct State {
+    limits: StoreLimits,
+}
+
+/// One instance of the module with its exports (a fresh store per plugin session).
+pub struct Session<'a> {
+    plugin: &'a WasmPlugin,
+    store: Store<State>,
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    output_len: TypedFunc<(i32, i32), i32>,
+    tokenize: TypedFunc<(i32, i32, i32, i32, i32, i32), i32>,
+}
+
+fn call_err(p: &WasmPlugin, call: &str, detail: String) -> PluginError {
+    PluginError::Call { id: p.id.clone(), version: p.version.clone(), call: call.into(), detail }
+}
+
+/// Turns a wasmtime error into what happened, in words.
+fn describe(p: &WasmPlugin, e: &wasmtime::Error) -> String {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => {
+            format!("deadline of {} ms exceeded; the call was stopped", p.deadline_ticks * TICK_MS)
+        }
+        Some(Trap::StackOverflow) => "stack overflow (unbounded recursion?); the call was stopped".into(),
+        Some(Trap::MemoryOutOfBounds) => "the plugin accessed memory out of bounds".into(),
+        Some(t) => format!("trap: {t}"),
+        None if format!("{e:#}").contains("growing memory") => {
+            let detail = format!("{e:#}");
+            let what = detail.lines().last().unwrap_or("").split(": ").last().unwrap_or("").trim().to_string();
+            format!("memory cap of {} MiB reached ({what}); the call was stopped", p.memory_bytes >> 20)
+        }
+        None => format!("{e:#}"),
+    }
+}
+
+impl WasmPlugin {
+    pub fn load(dir: &PluginDir) -> Result<Self, PluginError> {
+        if dir.manifest.entry.carrier != Carrier::Wasm {
+            return Err(PluginError::Invalid {
+                id: dir.id().into(),
+                version: dir.version().into(),
+                path: dir.dir.display().to_string(),
+                detail: "entry.carrier is not `wasm`".into(),
+            });
+        }
+        dir.verify()?;
+        let invalid = |detail: String| PluginError::Invalid {
+            id: dir.id().into(),
+            version: dir.version().into(),
+            path: dir.dir.display().to_string(),
+            detail,
+        };
+        let path = dir.entry_path();
+        let text = std::fs::read(&path).map_err(|e| invalid(format!("{}: {e}", path.display())))?;
+        // `.wat` entries are compiled to binary first, so the version section is read the same way.
+        let bytes = if path.extension().is_some_and(|e| e == "wat") {
+            wat::parse_bytes(&text).map_err(|e| invalid(format!("{}: {e}", path.display())))?.into_owned()
+        } else {
+            text
+        };
+        let iface = embedded_version(&bytes).ok_or_else(|| {
+            invalid(format!("{} has no `{VERSION_SECTION}` custom section with its interface version", path.display()))
+        })?;
+        if !api_compatible(PLUGIN_INTERFACE_VERSION, &iface) {
+            return Err(invalid(format!(
+                "the module was built for plugin interface {iface}, which this host (interface \
+                 {PLUGIN_INTERFACE_VERSION}) cannot run"
+            )));
+        }
+        if iface != dir.manifest.plugin.api_version {
+            return Err(invalid(format!(
+                "the module embeds interface {iface} but plugin.toml declares api_version {}",
+                dir.manifest.plugin.api_version
+            )));
+        }
+        let module = Module::new(engine(), &bytes).map_err(|e| invalid(format!("invalid module: {e:#}")))?;
+        if let Some(imp) = module.imports().next() {
+            let (m, n) = (imp.module().to_string(), imp.name().to_string());
+            if !(dir.manifest.capabilities.filesystem || dir.manifest.capabilities.network) {
+                return Err(invalid(format!(
+                    "the module imports {m}::{n}; plugins get no host functions (no WASI, filesystem or network) \
+                     unless capabilities grant them"
+                )));
+            }
+            return Err(invalid(format!("the module imports {m}::{n}; granted capabilities are not implemented yet")));
+        }
+        let caps = &dir.manifest.capabilities;
+        Ok(Self {
+            id: dir.id().into(),
+            version: dir.version().into(),
+            module,
+            deadline_ticks: caps.deadline_ms.div_ceil(TICK_MS).max(1),
+            memory_bytes: (caps.max_memory_mb as usize) << 20,
+        })
+    }
+
+    /// Instantiates the module in a fresh sandboxed store.
+    pub fn session(&self) -> Result<Session<'_>, PluginError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(engine(), State { limits });
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        let linker: Linker<State> = Linker::new(engine());
+        let instance: Instance = linker
+            .instantiate(&mut store, &self.module)
+            .map_err(|e| call_err(self, "instantiate", describe(self, &e)))?;
+        let missing =
+            |what: &str| call_err(self, "instantiate", format!("the module does not export `{what}` (interface v1)"));
+        let memory = instance.get_memory(&mut store, "memory").ok_or_else(|| missing("memory"))?;
+        let alloc = instance.get_typed_func(&mut store, "alloc").map_err(|_| missing("alloc(i32) -> i32"))?;
+        let output_len =
+            instance.get_typed_func(&mut store, "output_len").map_err(|_| missing("output_len(i32, i32) -> i32"))?;
+        let tokenize = instance
+            .get_typed_func(&mut store, "tokenize")
+            .map_err(|_| missing("tokenize(i32, i32, i32, i32, i32, i32) -> i32"))?;
+        Ok(Session { plugin: self, store, memory, alloc, output_len, tokenize })
+    }
+}
+
+impl Session<'_> {
+    fn err(&self, call: &str, detail: String) -> PluginError {
+        call_err(self.plugin, call, detail)
+    }
+
+    fn arm_deadline(&mut self) {
+        self.store.set_epoch_deadline(self.plugin.deadline_ticks);
+    }
+
+    /// Copies `bytes` into a guest buffer from the guest's `alloc`; the pointer is checked.
+    fn put(&mut self, call: &str, bytes: &[u8]) -> Result<i32, PluginError> {
+        self.arm_deadline();
+        let len =
+            i32::try_from(bytes.len()).map_err(|_| self.err(call, "input too large for a 32-bit guest".into()))?;
+        let ptr = self.alloc.call(&mut self.store, len).map_err(|e| self.err(call, describe(self.plugin, &e)))?;
+        self.memory.write(&mut self.store, ptr as u32 as usize, bytes).map_err(|_| {
+            self.err(
+                call,
+                format!(
+                    "alloc({len}) returned pointer {:#x}, out of the guest's {} bytes of memory",
+                    ptr as u32,
+                    self.memory.data_size(&self.store)
+                ),
+            )
+        })?;
+        Ok(ptr)
+    }
+
+    fn shape_bytes(shape: &[usize]) -> Vec<u8> {
+        shape.iter().flat_map(|&d| (d as u32).to_le_bytes()).collect()
+    }
+
+    pub fn output_len(&mut self, shape: &[usize]) -> Result<Option<usize>, PluginError> {
+        let sp = self.put("output_len", &Self::shape_bytes(shape))?;
+        self.arm_deadline();
+        let n = self
+            .output_len
+            .call(&mut self.store, (sp, shape.len() as i32))
+            .map_err(|e| self.err("output_len", describe(self.plugin, &e)))?;
+        Ok((n > 0).then_some(n as usize))
+    }
+
+    /// Runs the tokenizer on `input` (row-major, `shape`) into `out`.
+    pub fn tokenize(&mut self, input: &[f32], shape: &[usize], out: &mut [f32]) -> Result<(), PluginError> {
+        let call = format!("tokenize (input shape {shape:?})");
+        if shape.iter().product::<usize>() != input.len() {
+            return Err(self.err(&call, format!("input has {} values for shape {shape:?}", input.len())));
+        }
+        let ip = self.put(&call, &input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+        let sp = self.put(&call, &Self::shape_bytes(shape))?;
+        let op = self.put(&call, &vec![0u8; out.len() * 4])?;
+        self.arm_deadline();
+        let code = self
+            .tokenize
+            .call(&mut self.store, (ip, input.len() as i32, sp, shape.len() as i32, op, out.len() as i32))
+            .map_err(|e| self.err(&call, describe(self.plugin, &e)))?;
+        if code != 0 {
+            return Err(self.err(&call, format!("the plugin refused the input (code {code})")));
+        }
+        let mut buf = vec![0u8; out.len() * 4];
+        self.memory
+            .read(&self.store, op as u32 as usize, &mut buf)
+            .map_err(|_| self.err(&call, format!("output pointer {:#x} is out of range", op as u32)))?;
+        for (o, c) in out.iter_mut().zip(buf.chunks_exact(4)) {
+            *o = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        Ok(())
+    }
+}
