@@ -137,10 +137,9 @@ impl Registry {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
-        let pool = rt
-            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts))
-            .map_err(|source| RegistryError::Open { path: p.clone(), source })?;
-        // The migrator does not lock: serialise first opens across processes.
+        // Serialise first opens across threads and processes: creating the file and switching
+        // a fresh database to WAL (done on connect) can fail with SQLITE_BUSY without waiting
+        // on the busy timeout, and the migrator does not lock.
         let lock_path = path.with_extension("lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -149,9 +148,16 @@ impl Registry {
             .open(&lock_path)
             .map_err(|source| RegistryError::Io { path: p.clone(), source })?;
         fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
-        let migrated = rt.block_on(sqlx::migrate!("./migrations").run(&pool));
+        let opened = rt
+            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts))
+            .map_err(|source| RegistryError::Open { path: p.clone(), source })
+            .and_then(|pool| {
+                rt.block_on(sqlx::migrate!("./migrations").run(&pool))
+                    .map(|()| pool)
+                    .map_err(|source| RegistryError::Migrate { path: p.clone(), source })
+            });
         let _ = fs4::fs_std::FileExt::unlock(&lock);
-        migrated.map_err(|source| RegistryError::Migrate { path: p.clone(), source })?;
+        let pool = opened?;
         Ok(Self { pool, rt, path: path.to_path_buf() })
     }
 
