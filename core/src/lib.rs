@@ -12,6 +12,7 @@ pub mod device;
 pub mod eval;
 pub mod interrupt;
 pub mod model;
+pub mod plugin_encoder;
 pub mod run;
 pub mod survey;
 pub mod train;

@@ -14,6 +14,8 @@
 
 use astroclip_plugin_sdk::{
     ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, TOOLCHAIN, TokenizerV1, api_compatible,
+    parse_semver,
+    tensor::{EncoderV1, TensorPluginV1},
 };
 
 use crate::{Carrier, PluginDir, PluginError};
@@ -23,6 +25,16 @@ pub struct NativePlugin {
     pub id: String,
     pub version: String,
     table: &'static PluginV1,
+    /// Encoders over the host tensor interface (interface ≥ 1.1 only).
+    tensor: Option<&'static TensorPluginV1>,
+}
+
+/// One encoder of a native plugin: a program over the host's tensor interface.
+#[derive(Clone, Copy)]
+pub struct NativeEncoder {
+    pub plugin_id: &'static str,
+    pub plugin_version: &'static str,
+    pub table: &'static EncoderV1,
 }
 
 /// One tokenizer of a native plugin, callable with host buffers.
@@ -101,7 +113,18 @@ impl NativePlugin {
                 dir.version()
             )));
         }
-        Ok(Self { id, version, table })
+        let tensor = if parse_semver(&iface).is_some_and(|v| v >= (1, 1, 0)) {
+            // SAFETY: interface ≥ 1.1 defines this symbol's signature; the table is static data.
+            unsafe {
+                match lib.get::<extern "C" fn() -> *const TensorPluginV1>(b"astroclip_plugin_tensor_v1\0") {
+                    Ok(f) => f().as_ref(),
+                    Err(_) => None,
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Self { id, version, table, tensor })
     }
 
     pub fn tokenizers(&self) -> Vec<(String, String, NativeTokenizer)> {
@@ -118,6 +141,41 @@ impl NativePlugin {
                 (name, modality, NativeTokenizer { table: t })
             })
             .collect()
+    }
+
+    /// The plugin's encoders: `(name, modality, encoder)`.
+    pub fn encoders(&self) -> Vec<(String, String, NativeEncoder)> {
+        let Some(t) = self.tensor else { return Vec::new() };
+        if t.n_encoders == 0 || t.encoders.is_null() {
+            return Vec::new();
+        }
+        // Leaked once per call site; plugins are never unloaded and ids are tiny.
+        let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
+        let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
+        // SAFETY: `encoders` points at `n_encoders` static entries of the plugin.
+        let all: &'static [EncoderV1] = unsafe { std::slice::from_raw_parts(t.encoders, t.n_encoders) };
+        all.iter()
+            .map(|e| {
+                // SAFETY: static strings of the plugin.
+                let (name, modality) = unsafe { (e.name.to_string_lossy(), e.modality.to_string_lossy()) };
+                (name, modality, NativeEncoder { plugin_id: id, plugin_version: version, table: e })
+            })
+            .collect()
+    }
+
+    pub fn encoder(&self, name: &str) -> Result<NativeEncoder, PluginError> {
+        self.encoders().into_iter().find(|(n, _, _)| n == name).map(|(_, _, e)| e).ok_or_else(|| {
+            let have: Vec<String> = self.encoders().into_iter().map(|(n, _, _)| n).collect();
+            PluginError::Call {
+                id: self.id.clone(),
+                version: self.version.clone(),
+                call: format!("encoder {name:?}"),
+                detail: format!(
+                    "no such encoder (it has: {})",
+                    if have.is_empty() { "none".into() } else { have.join(", ") }
+                ),
+            }
+        })
     }
 
     pub fn tokenizer(&self, name: &str) -> Result<NativeTokenizer, PluginError> {

@@ -73,7 +73,7 @@ fn reference(img: &[f32], h: usize, w: usize, b: usize) -> Vec<f32> {
 
 #[test]
 fn a_native_tokenizer_runs_on_host_buffers_deterministically() {
-    let (_d, dir) = install("band-fluxes", "band-fluxes", "1.0.0");
+    let (_d, dir) = install("band-fluxes", "band-fluxes", "1.1.0");
     let p = NativePlugin::load(&dir).unwrap();
     let toks = p.tokenizers();
     assert_eq!(toks.len(), 1);
@@ -103,7 +103,7 @@ fn a_native_tokenizer_runs_on_host_buffers_deterministically() {
 
 #[test]
 fn a_panicking_plugin_returns_an_error_and_the_host_keeps_working() {
-    let (_d, dir) = install("test-panic", "test-panic", "1.0.0");
+    let (_d, dir) = install("test-panic", "test-panic", "1.1.0");
     let p = NativePlugin::load(&dir).unwrap();
     let tok = p.tokenizer("panics").unwrap();
     let mut out = vec![0f32; 5];
@@ -115,7 +115,7 @@ fn a_panicking_plugin_returns_an_error_and_the_host_keeps_working() {
         );
     }
     // Another plugin still loads and runs in the same process.
-    let (_d2, good) = install("band-fluxes", "band-fluxes", "1.0.0");
+    let (_d2, good) = install("band-fluxes", "band-fluxes", "1.1.0");
     let g = NativePlugin::load(&good).unwrap();
     let mut o = vec![0f32; 1];
     g.tokenize(g.tokenizer("band-fluxes").unwrap(), &[0.5; 16 * 16], &[16, 16, 1], &mut o).unwrap();
@@ -129,26 +129,26 @@ fn another_interface_version_is_refused_before_any_call() {
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("test-interface-2 0.1.0") && msg.contains("interface 2.0.0"), "{msg}");
     // The manifest lies (1.0.0): the version embedded in the library is read before any call.
-    let (_d, dir) = install("test-interface-2", "test-interface-2", "1.0.0");
+    let (_d, dir) = install("test-interface-2", "test-interface-2", "1.1.0");
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("built for plugin interface 2.0.0") && msg.contains("rebuild"), "{msg}");
 }
 
 #[test]
 fn another_toolchain_is_refused_at_load() {
-    let (_d, dir) = install("test-toolchain", "test-toolchain", "1.0.0");
+    let (_d, dir) = install("test-toolchain", "test-toolchain", "1.1.0");
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("fingerprint mismatch") && msg.contains("rustc 1.80.0"), "{msg}");
 }
 
 #[test]
 fn a_library_that_does_not_match_its_manifest_is_not_loaded() {
-    let (d, dir) = install("band-fluxes", "band-fluxes", "1.0.0");
+    let (d, dir) = install("band-fluxes", "band-fluxes", "1.1.0");
     std::fs::copy(built().join("libastroclip_plugin_test_panic.so"), d.path().join("plugin.so")).unwrap();
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("band-fluxes 0.1.0") && msg.contains("sha256"), "{msg}");
     // A manifest naming the wrong library identity is caught after the handshake.
-    let (_d, dir) = install("band-fluxes", "not-band-fluxes", "1.0.0");
+    let (_d, dir) = install("band-fluxes", "not-band-fluxes", "1.1.0");
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("the library says it is band-fluxes 0.1.0"), "{msg}");
 }

@@ -9,6 +9,11 @@
 //! * `astroclip_plugin_v1` — returns the [`PluginV1`] table: the plugin's identity and its
 //!   data-level components as `extern "C"` function pointers over plain `f32` buffers.
 //!
+//!
+//! Interface **1.1** (additive; 1.0 plugins still load) adds an optional fourth symbol,
+//! `astroclip_plugin_tensor_v1`, returning a [`tensor::TensorPluginV1`] table of encoders
+//! written against the host-owned [tensor interface](tensor).
+//!
 //! No Rust type of the host (burn tensors, modules, allocations) crosses the boundary: buffers
 //! are owned by the host and passed as pointer + length with explicit shapes; errors come back
 //! as data (a code and a message written into a host buffer); every entry point catches
@@ -17,7 +22,9 @@
 
 /// The plugin interface this SDK implements (must equal the host's
 /// `astroclip_plugin_api::PLUGIN_INTERFACE_VERSION`).
-pub const INTERFACE_VERSION: &str = "1.0.0";
+pub const INTERFACE_VERSION: &str = "1.1.0";
+
+pub mod tensor;
 
 /// `MAJOR.MINOR.PATCH` with an optional `-pre` / `+build` suffix (ignored for compatibility).
 pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
@@ -52,7 +59,7 @@ pub const TOOLCHAIN: &str = concat!(
     env!("ASTROCLIP_SDK_RUSTC"),
     " / ",
     env!("ASTROCLIP_SDK_TARGET"),
-    " / abi v1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48"
+    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40"
 );
 
 /// Return codes of plugin calls.
@@ -154,7 +161,7 @@ pub trait ArrayTokenizer {
     fn tokenize(input: &[f32], shape: &[usize], out: &mut [f32]) -> Result<(), String>;
 }
 
-fn write_err(err: *mut ErrBuf, code: i32, msg: &str) -> i32 {
+pub(crate) fn write_err(err: *mut ErrBuf, code: i32, msg: &str) -> i32 {
     if err.is_null() {
         return code;
     }
@@ -171,7 +178,7 @@ fn write_err(err: *mut ErrBuf, code: i32, msg: &str) -> i32 {
     code
 }
 
-fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<String>()
         .cloned()
         .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
@@ -258,10 +265,19 @@ macro_rules! export_plugin {
     (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
         $crate::export_plugin!(
             interface: $crate::INTERFACE_VERSION, toolchain: $crate::TOOLCHAIN,
-            id: $id, version: $ver, tokenizers: [$($tok),*]
+            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: []
+        );
+    };
+    (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?]) => {
+        $crate::export_plugin!(
+            interface: $crate::INTERFACE_VERSION, toolchain: $crate::TOOLCHAIN,
+            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*]
         );
     };
     (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
+        $crate::export_plugin!(interface: $iface, toolchain: $tc, id: $id, version: $ver, tokenizers: [$($tok),*], encoders: []);
+    };
+    (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?]) => {
         #[unsafe(no_mangle)]
         pub static ASTROCLIP_PLUGIN_INTERFACE: [u8; 32] = $crate::padded::<32>($iface);
         #[unsafe(no_mangle)]
@@ -273,9 +289,18 @@ macro_rules! export_plugin {
             tokenizers: __ASTROCLIP_TOKENIZERS.as_ptr(),
             n_tokenizers: __ASTROCLIP_TOKENIZERS.len(),
         };
+        static __ASTROCLIP_ENCODERS: &[$crate::tensor::EncoderV1] = &[$($crate::tensor::encoder_v1::<$enc>()),*];
+        static __ASTROCLIP_TENSOR: $crate::tensor::TensorPluginV1 = $crate::tensor::TensorPluginV1 {
+            encoders: __ASTROCLIP_ENCODERS.as_ptr(),
+            n_encoders: __ASTROCLIP_ENCODERS.len(),
+        };
         #[unsafe(no_mangle)]
         pub extern "C" fn astroclip_plugin_v1() -> *const $crate::PluginV1 {
             &__ASTROCLIP_PLUGIN
+        }
+        #[unsafe(no_mangle)]
+        pub extern "C" fn astroclip_plugin_tensor_v1() -> *const $crate::tensor::TensorPluginV1 {
+            &__ASTROCLIP_TENSOR
         }
     };
 }
@@ -288,11 +313,13 @@ mod tests {
     fn abi_layout_matches_the_fingerprint() {
         use std::mem::size_of;
         let layout = format!(
-            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}",
+            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}, TensorApiV1 {}, EncoderV1 {}",
             size_of::<Str>(),
             size_of::<ErrBuf>(),
             size_of::<TokenizerV1>(),
-            size_of::<PluginV1>()
+            size_of::<PluginV1>(),
+            size_of::<tensor::TensorApiV1>(),
+            size_of::<tensor::EncoderV1>()
         );
         assert!(TOOLCHAIN.ends_with(&layout), "{TOOLCHAIN} vs {layout}");
         assert_eq!(&padded::<8>("1.0.0"), b"1.0.0\0\0\0");
