@@ -507,6 +507,7 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
         spectra: Vec::with_capacity(n * crate::survey::DESI_NBINS),
         ivar: Vec::with_capacity(n * crate::survey::DESI_NBINS),
         truth: vec![("redshift".into(), Vec::with_capacity(n))],
+        photometry: None,
         provenance: format!(
             "astroclip data import: spectra {:?}, images {:?}, matched by {}",
             spec.spectra, spec.images, spec.match_by

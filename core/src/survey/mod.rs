@@ -97,7 +97,30 @@ pub struct Survey {
     pub truth: Vec<(String, Vec<f32>)>,
     /// Free-form provenance (generator config, source file).
     pub provenance: String,
+    /// Broad-band photometry of the same objects, when the source has it.
+    pub photometry: Option<Photometry>,
 }
+
+/// Broad-band fluxes with errors: `(n, bands)` row-major, nanomaggies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Photometry {
+    pub bands: Vec<String>,
+    pub flux: Vec<f32>,
+    pub ivar: Vec<f32>,
+}
+
+impl Photometry {
+    pub fn row(&self, i: usize) -> (&[f32], &[f32]) {
+        let b = self.bands.len();
+        (&self.flux[i * b..(i + 1) * b], &self.ivar[i * b..(i + 1) * b])
+    }
+}
+
+/// 5σ depths (AB) of the synthetic photometry: Legacy Survey DR9 g, r, z (Dey et al. 2019)
+/// and unWISE W1, W2 (Schlafly et al. 2019, Vega→AB +2.70/+3.34), rounded.
+pub const PHOTOMETRY_DEPTH_5SIGMA: [f64; 5] = [24.0, 23.4, 22.5, 20.3, 19.6];
+/// Relative calibration floor added in quadrature to the photometric errors.
+pub const PHOTOMETRY_CALIBRATION: f64 = 0.01;
 
 impl Survey {
     pub fn len(&self) -> usize {
@@ -143,6 +166,13 @@ impl Survey {
             h.update(name.as_bytes());
             h.update(bytemuck::cast_slice(col));
         }
+        if let Some(p) = &self.photometry {
+            for b in &p.bands {
+                h.update(b.as_bytes());
+            }
+            h.update(bytemuck::cast_slice(&p.flux));
+            h.update(bytemuck::cast_slice(&p.ivar));
+        }
         hex::encode(h.finalize())
     }
 }
@@ -170,6 +200,8 @@ struct Generated {
     spectrum: Vec<f32>,
     ivar: Vec<f32>,
     truth: [f32; TRUTH_COLUMNS.len()],
+    photometry: Vec<f32>,
+    photometry_ivar: Vec<f32>,
 }
 
 /// Wavelengths (Å) of bright OH sky lines that inflate the spectrum noise.
@@ -259,7 +291,18 @@ impl Context {
             ab_mag(total(2)),
         ]
         .map(|v| v as f32);
-        Generated { image, spectrum, ivar, truth }
+        // Photometry draws its noise from its own stream, so adding it changed nothing else.
+        let mut prng = galaxy_rng(cfg.seed ^ 0x5048_4f54_4f4d_4554, index);
+        let mut photometry = Vec::with_capacity(PHOTOMETRY_DEPTH_5SIGMA.len());
+        let mut photometry_ivar = Vec::with_capacity(PHOTOMETRY_DEPTH_5SIGMA.len());
+        for (f, m5) in sed.photometry(&self.templates.photometry_filters).into_iter().zip(PHOTOMETRY_DEPTH_5SIGMA) {
+            let sigma_depth = 10f64.powf(-0.4 * (m5 - 22.5)) / 5.0;
+            let sigma = (sigma_depth.powi(2) + (PHOTOMETRY_CALIBRATION * f).powi(2)).sqrt();
+            let n: f64 = StandardNormal.sample(&mut prng);
+            photometry.push((f + sigma * n) as f32);
+            photometry_ivar.push((1.0 / (sigma * sigma)) as f32);
+        }
+        Generated { image, spectrum, ivar, truth, photometry, photometry_ivar }
     }
 }
 
@@ -285,7 +328,14 @@ pub fn synthesize(cfg: &SynthConfig, progress: impl Fn(usize) + Sync) -> Survey 
     let mut ivar = Vec::with_capacity(n * DESI_NBINS);
     let mut truth: Vec<(String, Vec<f32>)> =
         TRUTH_COLUMNS.iter().map(|c| (c.to_string(), Vec::with_capacity(n))).collect();
+    let mut phot = Photometry {
+        bands: ctx.templates.photometry_filters.iter().map(|f| f.name.clone()).collect(),
+        flux: Vec::with_capacity(n * 5),
+        ivar: Vec::with_capacity(n * 5),
+    };
     for g in gals {
+        phot.flux.extend_from_slice(&g.photometry);
+        phot.ivar.extend_from_slice(&g.photometry_ivar);
         images.extend_from_slice(&g.image);
         spectra.extend_from_slice(&g.spectrum);
         ivar.extend_from_slice(&g.ivar);
@@ -308,6 +358,7 @@ pub fn synthesize(cfg: &SynthConfig, progress: impl Fn(usize) + Sync) -> Survey 
             env!("CARGO_PKG_VERSION"),
             serde_json::to_string(cfg).unwrap_or_default()
         ),
+        photometry: Some(phot),
     }
 }
 
@@ -357,6 +408,34 @@ mod tests {
             v.iter().sum::<f32>() / v.len().max(1) as f32
         };
         assert!(mean_color(&|x| x > -10.5) < mean_color(&|x| x < -11.0));
+    }
+
+    #[test]
+    fn photometry_agrees_with_truth_and_has_plausible_infrared_colours() {
+        let s = small(200);
+        let p = s.photometry.as_ref().unwrap();
+        assert_eq!(p.bands, ["g", "r", "z", "W1", "W2"]);
+        let mag = |f: f32| 22.5 - 2.5 * (f.max(1e-6) as f64).log10();
+        let (mut w12, mut zw1) = (Vec::new(), Vec::new());
+        for i in 0..s.len() {
+            let (f, iv) = p.row(i);
+            // g, r, z photometry is the truth magnitude plus its own noise (≤ 5σ).
+            for (b, col) in ["mag_g", "mag_r", "mag_z"].iter().enumerate() {
+                let truth = 10f64.powf(-0.4 * (s.truth_column(col).unwrap()[i] as f64 - 22.5));
+                let sigma = 1.0 / (iv[b] as f64).sqrt();
+                assert!((f[b] as f64 - truth).abs() < 5.0 * sigma, "object {i} band {col}: {} vs {truth}", f[b]);
+            }
+            w12.push(mag(f[3]) - mag(f[4]));
+            zw1.push(mag(f[2]) - mag(f[3]));
+        }
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        // Stellar continua: W1−W2 ≈ −0.6 AB (≈ 0 Vega), z−W1 ≈ 0–1 AB at these redshifts.
+        let (a, b) = (median(&mut w12), median(&mut zw1));
+        assert!((-0.9..-0.2).contains(&a), "median W1−W2 {a}");
+        assert!((-0.5..1.5).contains(&b), "median z−W1 {b}");
     }
 
     #[test]

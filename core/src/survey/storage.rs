@@ -40,7 +40,14 @@ pub fn save(survey: &Survey, path: &Path) -> Result<(), StorageError> {
     for (name, col) in &survey.truth {
         tensors.push(view(&format!("truth.{name}"), vec![n], col));
     }
+    if let Some(p) = &survey.photometry {
+        tensors.push(view("photometry", vec![n, p.bands.len()], &p.flux));
+        tensors.push(view("photometry_ivar", vec![n, p.bands.len()], &p.ivar));
+    }
     let mut meta = HashMap::new();
+    if let Some(p) = &survey.photometry {
+        meta.insert("photometry_bands".to_string(), p.bands.join(","));
+    }
     meta.insert("format".to_string(), "astroclip-survey/1".to_string());
     meta.insert("object_ids".to_string(), serde_json::to_string(&survey.object_ids).unwrap_or_default());
     meta.insert("bands".to_string(), survey.bands.join(","));
@@ -102,7 +109,23 @@ pub fn load(path: &Path) -> Result<Survey, StorageError> {
         }
         truth.push((name.to_string(), col));
     }
+    let photometry = match meta.get("photometry_bands") {
+        None => None,
+        Some(b) => {
+            let bands: Vec<String> = b.split(',').map(str::to_string).collect();
+            let (fs, flux) = get("photometry")?;
+            let (is, ivar) = get("photometry_ivar")?;
+            if fs != [n, bands.len()] || is != fs {
+                return Err(content(format!(
+                    "photometry has shape {fs:?} / ivar {is:?}; expected ({n}, {})",
+                    bands.len()
+                )));
+            }
+            Some(super::Photometry { bands, flux, ivar })
+        }
+    };
     Ok(Survey {
+        photometry,
         object_ids,
         bands,
         image_size: ishape[1],
