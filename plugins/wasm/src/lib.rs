@@ -17,7 +17,11 @@
 //! Guest ABI (interface v1, data-level tokenizer; see `plugins/examples/wasm-*/`):
 //! exports `memory`, `alloc(bytes: i32) -> i32`, `output_len(shape_ptr: i32, ndim: i32) -> i32`,
 //! `tokenize(in_ptr, in_len, shape_ptr, ndim, out_ptr, out_len: i32) -> i32` (0 = ok; shapes
-//! are u32 little-endian, values f32 little-endian).
+//! are u32 little-endian, values f32 little-endian), and optionally `last_error(buf, cap: i32)
+//! -> i32` which writes the message of the last refusal (the error as data).
+//!
+//! The `astroclip-wasm-host` binary (`src/bin/`) serves a plugin to the `astroclip` process over
+//! stdin/stdout, so the trainer never links wasmtime (see `docs/plugins.md`).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -91,6 +95,8 @@ pub struct Session<'a> {
     alloc: TypedFunc<i32, i32>,
     output_len: TypedFunc<(i32, i32), i32>,
     tokenize: TypedFunc<(i32, i32, i32, i32, i32, i32), i32>,
+    /// Optional `last_error(buf, cap) -> len`: the message of a refused input.
+    last_error: Option<TypedFunc<(i32, i32), i32>>,
 }
 
 fn call_err(p: &WasmPlugin, call: &str, detail: String) -> PluginError {
@@ -202,7 +208,8 @@ impl WasmPlugin {
         let tokenize = instance
             .get_typed_func(&mut store, "tokenize")
             .map_err(|_| missing("tokenize(i32, i32, i32, i32, i32, i32) -> i32"))?;
-        Ok(Session { plugin: self, store, memory, alloc, output_len, tokenize })
+        let last_error = instance.get_typed_func(&mut store, "last_error").ok();
+        Ok(Session { plugin: self, store, memory, alloc, output_len, tokenize, last_error })
     }
 }
 
@@ -234,6 +241,18 @@ impl Session<'_> {
         Ok(ptr)
     }
 
+    /// The guest's message for its last refusal, if it exports `last_error` (bounded, checked).
+    fn guest_error(&mut self) -> Option<String> {
+        let f = self.last_error.clone()?;
+        const CAP: usize = 512;
+        let buf = self.put("last_error", &[0u8; CAP]).ok()?;
+        self.arm_deadline();
+        let n = f.call(&mut self.store, (buf, CAP as i32)).ok()?.clamp(0, CAP as i32) as usize;
+        let mut bytes = vec![0u8; n];
+        self.memory.read(&self.store, buf as u32 as usize, &mut bytes).ok()?;
+        Some(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
     fn shape_bytes(shape: &[usize]) -> Vec<u8> {
         shape.iter().flat_map(|&d| (d as u32).to_le_bytes()).collect()
     }
@@ -263,7 +282,9 @@ impl Session<'_> {
             .call(&mut self.store, (ip, input.len() as i32, sp, shape.len() as i32, op, out.len() as i32))
             .map_err(|e| self.err(&call, describe(self.plugin, &e)))?;
         if code != 0 {
-            return Err(self.err(&call, format!("the plugin refused the input (code {code})")));
+            let why = self.guest_error().unwrap_or_default();
+            let why = if why.is_empty() { String::new() } else { format!(": {why}") };
+            return Err(self.err(&call, format!("the plugin refused the input (code {code}){why}")));
         }
         let mut buf = vec![0u8; out.len() * 4];
         self.memory

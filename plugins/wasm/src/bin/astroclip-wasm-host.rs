@@ -1,0 +1,181 @@
+//! `astroclip-wasm-host`: runs one WASM plugin for the `astroclip` process, over a pipe.
+//!
+//! The trainer does not link wasmtime (in one cargo graph with burn it would rebuild burn with
+//! other features, and a process boundary also keeps a wasmtime failure away from a training
+//! run). `astroclip` spawns `astroclip-wasm-host serve <plugin dir>` and talks to it in frames
+//! on stdin/stdout:
+//!
+//! ```text
+//! frame   = u32 LE header length, header (JSON), u32 LE payload length, payload (f32 LE)
+//! request : {"op":"output_len","shape":[..]}
+//!           {"op":"tokenize","shape":[..],"n":N}    payload: N inputs of prod(shape) values
+//! reply   : {"ok":true,"len":L} | {"ok":true,"n":N} + N·L outputs
+//!           {"ok":false,"index":k,"error":"…"}      (k: the object that failed, if any)
+//! ```
+//! The first reply (before any request) describes the plugin: `{"ok":true,"id","version"}` or
+//! the load error. A trapped instance is replaced by a fresh one before the next request.
+//!
+//! `astroclip-wasm-host bench <plugin dir> --len L --n N` times the plugin in-process.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use astroclip_plugin_host::PluginDir;
+use astroclip_plugin_wasm::WasmPlugin;
+
+fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(serde_json::Value, Vec<u8>)>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let mut header = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut header)?;
+    r.read_exact(&mut len)?;
+    let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut payload)?;
+    let header = serde_json::from_slice(&header).map_err(|e| std::io::Error::other(format!("bad header: {e}")))?;
+    Ok(Some((header, payload)))
+}
+
+fn write_frame(w: &mut impl Write, header: &serde_json::Value, payload: &[u8]) -> std::io::Result<()> {
+    let h = serde_json::to_vec(header)?;
+    w.write_all(&(h.len() as u32).to_le_bytes())?;
+    w.write_all(&h)?;
+    w.write_all(&(payload.len() as u32).to_le_bytes())?;
+    w.write_all(payload)?;
+    w.flush()
+}
+
+fn shape_of(h: &serde_json::Value) -> Option<Vec<usize>> {
+    h.get("shape")?.as_array()?.iter().map(|v| v.as_u64().map(|x| x as usize)).collect()
+}
+
+fn serve(dir: &Path) -> std::io::Result<()> {
+    let mut input = BufReader::new(std::io::stdin().lock());
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    let plugin = match PluginDir::open(dir).and_then(|d| WasmPlugin::load(&d)) {
+        Ok(p) => p,
+        Err(e) => return write_frame(&mut out, &serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+    };
+    let mut session = match plugin.session() {
+        Ok(s) => s,
+        Err(e) => return write_frame(&mut out, &serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+    };
+    write_frame(&mut out, &serde_json::json!({"ok": true, "id": plugin.id, "version": plugin.version}), &[])?;
+    while let Some((h, payload)) = read_frame(&mut input)? {
+        let fail =
+            |index: Option<usize>, error: String| serde_json::json!({"ok": false, "index": index, "error": error});
+        let Some(shape) = shape_of(&h) else {
+            write_frame(&mut out, &fail(None, "request without a shape".into()), &[])?;
+            continue;
+        };
+        let mut trapped = false;
+        match h.get("op").and_then(|o| o.as_str()) {
+            Some("output_len") => match session.output_len(&shape) {
+                Ok(len) => write_frame(&mut out, &serde_json::json!({"ok": true, "len": len.unwrap_or(0)}), &[])?,
+                Err(e) => {
+                    trapped = true;
+                    write_frame(&mut out, &fail(None, e.to_string()), &[])?
+                }
+            },
+            Some("tokenize") => {
+                let n = h.get("n").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+                let per: usize = shape.iter().product();
+                let values: Vec<f32> =
+                    payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+                if values.len() != n * per {
+                    write_frame(
+                        &mut out,
+                        &fail(None, format!("payload has {} values for {n} × {shape:?}", values.len())),
+                        &[],
+                    )?;
+                    continue;
+                }
+                let len = match session.output_len(&shape) {
+                    Ok(Some(l)) => l,
+                    Ok(None) => {
+                        write_frame(
+                            &mut out,
+                            &fail(None, format!("the plugin does not take input shape {shape:?}")),
+                            &[],
+                        )?;
+                        continue;
+                    }
+                    Err(e) => {
+                        session = plugin.session().map_err(std::io::Error::other)?;
+                        write_frame(&mut out, &fail(None, e.to_string()), &[])?;
+                        continue;
+                    }
+                };
+                let mut result = vec![0f32; n * len];
+                let mut error = None;
+                for i in 0..n {
+                    if let Err(e) =
+                        session.tokenize(&values[i * per..(i + 1) * per], &shape, &mut result[i * len..(i + 1) * len])
+                    {
+                        error = Some((i, e.to_string()));
+                        break;
+                    }
+                }
+                match error {
+                    None => {
+                        let bytes: Vec<u8> = result.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        write_frame(&mut out, &serde_json::json!({"ok": true, "n": n, "len": len}), &bytes)?
+                    }
+                    Some((i, e)) => {
+                        trapped = !e.contains("refused the input");
+                        write_frame(&mut out, &fail(Some(i), e), &[])?
+                    }
+                }
+            }
+            other => write_frame(&mut out, &fail(None, format!("unknown op {other:?}")), &[])?,
+        }
+        if trapped {
+            // A trap may leave the instance's memory inconsistent: start a fresh one.
+            session = plugin.session().map_err(std::io::Error::other)?;
+        }
+    }
+    Ok(())
+}
+
+fn bench(dir: &Path, len: usize, n: usize) -> Result<(), String> {
+    let plugin = PluginDir::open(dir).and_then(|d| WasmPlugin::load(&d)).map_err(|e| e.to_string())?;
+    let mut session = plugin.session().map_err(|e| e.to_string())?;
+    let shape = [len];
+    let out_len = session.output_len(&shape).map_err(|e| e.to_string())?.ok_or("shape not supported")?;
+    let input: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+    let mut out = vec![0f32; out_len];
+    let t = Instant::now();
+    for _ in 0..n {
+        session.tokenize(&input, &shape, &mut out).map_err(|e| e.to_string())?;
+    }
+    let dt = t.elapsed().as_secs_f64();
+    println!("{} {}: {n} inputs of {len} values in {dt:.3} s: {:.0} per s", plugin.id, plugin.version, n as f64 / dt);
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let usage = "usage: astroclip-wasm-host serve <plugin dir> | bench <plugin dir> --len L --n N";
+    let result = match args.get(1).map(String::as_str) {
+        Some("serve") if args.len() == 3 => serve(Path::new(&args[2])).map_err(|e| e.to_string()),
+        Some("bench") if args.len() >= 3 => {
+            let get = |flag: &str, default: usize| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default)
+            };
+            bench(Path::new(&args[2]), get("--len", 7781), get("--n", 20000))
+        }
+        _ => Err(usage.to_string()),
+    };
+    if let Err(e) = result {
+        eprintln!("astroclip-wasm-host: {e}");
+        std::process::exit(2);
+    }
+}

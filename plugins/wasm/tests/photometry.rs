@@ -1,0 +1,152 @@
+//! The photometry tokenizer plugin (`plugins/examples/wasm-photometry`, Zig → WASM) against
+//! an independent f64 implementation of its formulas (asinh magnitudes of Lupton, Gunn &
+//! Szalay 1999 with softening b = σ; colours; magnitude errors), its refusals as data, the
+//! committed `.wasm` against its source (rebuilt when `ZIG_PYTHON` names a Python with
+//! `ziglang`), and the `astroclip-wasm-host serve` protocol.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use astroclip_plugin_host::PluginDir;
+use astroclip_plugin_wasm::WasmPlugin;
+
+fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm-photometry")
+}
+
+fn reference(flux: &[f64], ivar: &[f64]) -> Vec<f64> {
+    let k = 2.5 / std::f64::consts::LN_10;
+    let b = flux.len();
+    let mut out = vec![0.0; 2 * b];
+    let mut mags = vec![0.0; b];
+    for i in 0..b {
+        let sigma = 1.0 / ivar[i].sqrt();
+        let x = flux[i] / (2.0 * sigma);
+        mags[i] = 22.5 - k * (x.asinh() + sigma.ln());
+        out[b + i] = 10.0 * k * sigma / (2.0 * sigma * (1.0 + x * x).sqrt());
+    }
+    out[0] = (mags[1] - 18.0) / 2.0;
+    for i in 0..b - 1 {
+        out[1 + i] = mags[i] - mags[i + 1];
+    }
+    out
+}
+
+#[test]
+fn photometry_features_match_the_reference_formulas() {
+    let p = WasmPlugin::load(&PluginDir::open(&dir()).unwrap()).unwrap();
+    let mut s = p.session().unwrap();
+    assert_eq!(s.output_len(&[2, 5]).unwrap(), Some(10));
+    assert_eq!(s.output_len(&[5]).unwrap(), None);
+    let cases: [([f64; 5], [f64; 5]); 3] = [
+        ([12.0, 25.0, 40.0, 30.0, 18.0], [400.0, 180.0, 30.0, 8.0, 2.0]),
+        ([0.3, 1.1, 2.0, 1.5, -0.4], [300.0, 150.0, 25.0, 6.0, 1.5]), // faint, negative W2
+        ([250.0, 600.0, 900.0, 700.0, 420.0], [10.0, 5.0, 1.0, 0.5, 0.2]),
+    ];
+    for (flux, ivar) in cases {
+        let input: Vec<f32> = flux.iter().chain(&ivar).map(|&v| v as f32).collect();
+        let mut out = [0f32; 10];
+        s.tokenize(&input, &[2, 5], &mut out).unwrap();
+        let want = reference(&flux, &ivar);
+        for (i, (a, b)) in out.iter().zip(&want).enumerate() {
+            assert!((*a as f64 - b).abs() < 2e-4 * (1.0 + b.abs()), "feature {i}: wasm {a} vs reference {b}");
+        }
+    }
+}
+
+#[test]
+fn refusals_name_the_band_and_reason() {
+    let p = WasmPlugin::load(&PluginDir::open(&dir()).unwrap()).unwrap();
+    let mut s = p.session().unwrap();
+    let mut out = [0f32; 10];
+    let mut input = [1.0f32; 10];
+    input[2] = f32::NAN;
+    let msg = s.tokenize(&input, &[2, 5], &mut out).unwrap_err().to_string();
+    assert!(msg.contains("photometry 0.1.0") && msg.contains("band 2: flux is not finite"), "{msg}");
+    input[2] = 1.0;
+    input[8] = 0.0;
+    let msg = s.tokenize(&input, &[2, 5], &mut out).unwrap_err().to_string();
+    assert!(msg.contains("band 3: ivar 0 must be positive"), "{msg}");
+    input[8] = 1.0;
+    s.tokenize(&input, &[2, 5], &mut out).unwrap();
+}
+
+#[test]
+fn the_committed_module_is_built_from_its_source() {
+    let Ok(py) = std::env::var("ZIG_PYTHON") else {
+        eprintln!("ZIG_PYTHON not set: rebuild check skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    for f in ["photometry.zig", "build.sh"] {
+        std::fs::copy(dir().join(f), tmp.path().join(f)).unwrap();
+    }
+    // build.sh finds the SDK script relative to itself: give it the same layout.
+    let sdk = tmp.path().join("sdk/wasm");
+    std::fs::create_dir_all(&sdk).unwrap();
+    std::fs::copy(dir().join("../../sdk/wasm/add_version_section.py"), sdk.join("add_version_section.py")).unwrap();
+    let work = tmp.path().join("examples/p");
+    std::fs::create_dir_all(&work).unwrap();
+    for f in ["photometry.zig", "build.sh"] {
+        std::fs::rename(tmp.path().join(f), work.join(f)).unwrap();
+    }
+    let out = Command::new("bash").arg(work.join("build.sh")).env("PYTHON", py).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        std::fs::read(work.join("photometry.wasm")).unwrap(),
+        std::fs::read(dir().join("photometry.wasm")).unwrap(),
+        "photometry.wasm differs from a rebuild of photometry.zig: rebuild it with build.sh and update plugin.toml's sha256"
+    );
+}
+
+fn frame(w: &mut impl Write, header: &str, payload: &[f32]) {
+    let bytes: Vec<u8> = payload.iter().flat_map(|v| v.to_le_bytes()).collect();
+    w.write_all(&(header.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(header.as_bytes()).unwrap();
+    w.write_all(&(bytes.len() as u32).to_le_bytes()).unwrap();
+    w.write_all(&bytes).unwrap();
+    w.flush().unwrap();
+}
+
+fn reply(r: &mut impl Read) -> (String, Vec<f32>) {
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).unwrap();
+    let mut h = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut h).unwrap();
+    r.read_exact(&mut len).unwrap();
+    let mut p = vec![0u8; u32::from_le_bytes(len) as usize];
+    r.read_exact(&mut p).unwrap();
+    (String::from_utf8(h).unwrap(), p.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+}
+
+#[test]
+fn the_host_process_serves_batches_and_reports_the_failing_object() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_astroclip-wasm-host"))
+        .arg("serve")
+        .arg(dir())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (mut w, mut r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let (hello, _) = reply(&mut r);
+    assert!(hello.contains(r#""id":"photometry""#) && hello.contains(r#""version":"0.1.0""#), "{hello}");
+    let batch: Vec<f32> =
+        (0..3).flat_map(|k| [10.0 + k as f32, 20.0, 30.0, 25.0, 15.0, 100.0, 80.0, 20.0, 5.0, 2.0]).collect();
+    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &batch);
+    let (h, out) = reply(&mut r);
+    assert!(h.contains(r#""ok":true"#), "{h}");
+    assert_eq!(out.len(), 30);
+    let mut bad = batch.clone();
+    bad[10 + 6] = -1.0; // object 1, ivar of band 1
+    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &bad);
+    let (h, _) = reply(&mut r);
+    assert!(h.contains(r#""index":1"#) && h.contains("band 1: ivar -1 must be positive"), "{h}");
+    // Still serving after a refusal.
+    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &batch);
+    let (_, again) = reply(&mut r);
+    assert_eq!(again, out);
+    drop(w);
+    assert!(child.wait().unwrap().success());
+}
