@@ -17,6 +17,11 @@ if [ ! -f .venv-data/.installed-1 ]; then
         numpy==2.4.6 h5py==3.16.0 astropy==8.0.2 spectres==2.2.2
     touch .venv-data/.installed-1
 fi
+# Zig (a registry-only WASM toolchain) rebuilds the example WASM plugin in the tests.
+if [ ! -f .venv-data/.installed-zig ]; then
+    .venv-data/bin/pip install -q --disable-pip-version-check ziglang==0.17.1
+    touch .venv-data/.installed-zig
+fi
 if ! (cd "$root/real" && sha256sum -c --quiet "$OLDPWD/tests/fixtures/real-files.sha256" >/dev/null 2>&1); then
     .venv-data/bin/pip download -q --disable-pip-version-check --no-deps -d "$root/wheels" \
         fastspecfit==3.6.1 specutils==2.4.0 ppxf==9.5.2 astroquery==0.4.11

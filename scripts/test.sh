@@ -6,9 +6,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/fixtures.sh | tail -n 1 | sed "s/^/export /")"
+# The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one);
+# its host binary serves WASM plugins to `astroclip` (the binding test uses it).
+cargo build --manifest-path plugins/wasm/Cargo.toml --bin astroclip-wasm-host
 cargo test --workspace
-# The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one).
-cargo test --manifest-path plugins/wasm/Cargo.toml
+ZIG_PYTHON=$PWD/.venv-data/bin/python cargo test --manifest-path plugins/wasm/Cargo.toml
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
     eval "$(scripts/setup-libtorch-cpu.sh)"
     cargo test --workspace --features astroclip-core/tch -- tch_backend

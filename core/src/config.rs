@@ -348,7 +348,7 @@ fn layered(file: Option<&Path>, overrides: &CliOverrides) -> Figment {
     if let Some(path) = file {
         f = f.merge(Toml::file_exact(path));
     }
-    f.merge(Env::prefixed("ASTROCLIP_").split("__").ignore(&["log", "home"])).merge(overrides.clone())
+    f.merge(Env::prefixed("ASTROCLIP_").split("__").ignore(&["log", "home", "wasm_host"])).merge(overrides.clone())
 }
 
 /// Resolves an experiment: the preset named by the layers (default `quickstart`) supplies

@@ -26,6 +26,15 @@ struct Cli {
 enum Command {
     /// Train and evaluate an experiment, recording it in the registry.
     Run(RunArgs),
+    /// Bind a new modality (tokenizer + encoder from plugins) into a trained, frozen
+    /// image–spectrum embedding; see experiments/bind-photometry.toml.
+    Bind {
+        /// Bind experiment TOML.
+        experiment: PathBuf,
+        /// Compute device: flex, tch or tch-cuda:N.
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
     /// Inspect recorded runs.
     Runs {
         #[command(subcommand)]
@@ -221,6 +230,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     outcome.run_id, outcome.wall_secs, outcome.run_id
                 ),
             }
+        }
+        Command::Bind { experiment, device } => {
+            let report = astroclip_core::bind::execute(&experiment, &cli.home, &device)?;
+            print!("{}", report.table());
+            println!("recorded as run {}", report.run_id);
         }
         Command::Runs { command } => {
             let reg = Registry::open(&run::registry_path(&cli.home))?;

@@ -20,6 +20,9 @@ impl MemorySource {
 }
 
 impl ObjectSource for MemorySource {
+    fn photometry(&self) -> Option<&crate::survey::Photometry> {
+        self.survey.photometry.as_ref()
+    }
     fn describe(&self) -> String {
         self.survey.provenance.clone()
     }

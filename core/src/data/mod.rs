@@ -118,6 +118,10 @@ pub trait ObjectSource: Send + Sync {
     fn wavelength(&self) -> &[f32];
     /// Per-object truth/catalogue columns `(name, values)` (at least `redshift` when known).
     fn truth(&self) -> &[(String, Vec<f32>)];
+    /// Broad-band photometry of the objects, when the source has it (the synthetic survey).
+    fn photometry(&self) -> Option<&crate::survey::Photometry> {
+        None
+    }
     fn truth_column(&self, name: &str) -> Option<&[f32]> {
         self.truth().iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
     }

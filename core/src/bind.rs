@@ -1,0 +1,559 @@
+//! Binding a new modality into a trained, **frozen** image–spectrum embedding
+//! (ImageBind-style: Girdhar et al. 2023, "ImageBind: One Embedding Space To Bind Them All",
+//! CVPR — a new modality's encoder is trained with InfoNCE against the frozen embeddings of a
+//! modality already in the space, and inherits its alignment with every other one).
+//!
+//! Everything about the new modality comes from plugins: its tokenizer (a WASM plugin served by
+//! `astroclip-wasm-host`) and its encoder (a native plugin over the host tensor interface). The
+//! image and spectrum encoders are frozen, so their embeddings are exactly those the base run
+//! stored (`embeddings.safetensors`); only the new encoder's parameters are trained.
+//!
+//! `astroclip bind experiments/bind-photometry.toml` finds or trains the base run, tokenizes
+//! the photometry, trains the encoder, and reports k-NN R² from the new embeddings and
+//! cross-modal retrieval into the existing modalities, recorded as a run in the registry.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use astroclip_builtin::infonce::InfoNceConfig;
+use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, ProbeInput};
+use astroclip_plugin_host::Installed;
+use astroclip_plugin_host::native::NativePlugin;
+use astroclip_registry::{Metric, NewRun, Registry};
+use burn::module::Module;
+use burn::optim::{AdamWConfig, GradientsParams};
+use burn::tensor::{Device, Tensor, TensorData};
+use figment::Figment;
+use figment::providers::{Format, Toml};
+use serde::{Deserialize, Serialize};
+
+use crate::eval::{Embeddings, retrieval_recall};
+use crate::plugin_encoder::PluginEncoder;
+use crate::run::{self, RunOptions};
+use crate::wasm_client::WasmTokenizer;
+use crate::{components, config, device, train};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindConfig {
+    pub experiment: BindExperiment,
+    pub base: BaseConfig,
+    pub modality: ModalityConfig,
+    pub train: BindTrain,
+    pub eval: BindEval,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindExperiment {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+/// The trained embedding to bind into.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BaseConfig {
+    /// A finished run (id or unique prefix) with stored embeddings; wins over `experiment`.
+    #[serde(default)]
+    pub run: String,
+    /// Otherwise: an experiment TOML (relative to this file) or a preset name. A finished run
+    /// with the same resolved configuration is reused; if there is none, it is trained first.
+    #[serde(default)]
+    pub experiment: String,
+    /// `--set`-style overrides of that experiment, e.g. `["train.steps=300"]`.
+    #[serde(default)]
+    pub overrides: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalityConfig {
+    /// Name of the new modality (`photometry`); the data source must provide it.
+    pub name: String,
+    /// WASM tokenizer plugin: a plugin directory or an installed plugin id.
+    pub tokenizer: String,
+    /// Native encoder plugin (tensor interface): a plugin directory or an installed id.
+    pub encoder_plugin: String,
+    /// The encoder's name within that plugin.
+    pub encoder: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindTrain {
+    pub steps: usize,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub warmup_steps: usize,
+    pub weight_decay: f64,
+    /// InfoNCE logit scale (AstroCLIP: 15.5, fixed).
+    pub logit_scale: f64,
+    /// Frozen modalities the new one is aligned to (`image`, `spectrum`); losses are averaged.
+    pub bind_to: Vec<String>,
+    pub seed: u64,
+    pub log_every: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BindEval {
+    pub k: usize,
+    pub recall_at: Vec<usize>,
+}
+
+pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
+    if !path.is_file() {
+        bail!("bind experiment file {} not found", path.display());
+    }
+    let cfg: BindConfig = Figment::new().merge(Toml::file_exact(path)).extract().map_err(|e| {
+        let lines: Vec<String> = e
+            .into_iter()
+            .map(|e| format!("  key `{}`: {} [in {}]", e.path.join("."), e.kind, path.display()))
+            .collect();
+        anyhow::anyhow!("invalid bind experiment:\n{}", lines.join("\n"))
+    })?;
+    let t = &cfg.train;
+    if t.steps == 0 || t.batch_size < 2 || t.log_every == 0 || t.lr <= 0.0 || cfg.eval.k == 0 {
+        bail!("{}: train.steps, train.log_every, train.lr and eval.k must be > 0 and train.batch_size ≥ 2", path.display());
+    }
+    for m in &t.bind_to {
+        if m != "image" && m != "spectrum" {
+            bail!("{}: train.bind_to names {m:?}; the frozen modalities are image and spectrum", path.display());
+        }
+    }
+    if t.bind_to.is_empty() {
+        bail!("{}: train.bind_to is empty: name at least one frozen modality", path.display());
+    }
+    if cfg.modality.name != "photometry" {
+        bail!("{}: modality.name {:?}: this version binds `photometry` (the modality its data sources carry)", path.display(), cfg.modality.name);
+    }
+    Ok(cfg)
+}
+
+/// Outcome of a binding run.
+#[derive(Debug, Clone, Serialize)]
+pub struct BindReport {
+    pub run_id: String,
+    pub base_run: String,
+    pub n_train: usize,
+    pub n_test: usize,
+    /// `(embedding, [(property, R²)])`.
+    pub r2: Vec<(String, Vec<(String, f64)>)>,
+    /// `(direction, [(k, recall)])`.
+    pub recall: Vec<(String, Vec<(usize, f64)>)>,
+    pub first_loss: f64,
+    pub final_loss: f64,
+    pub train_secs: f64,
+    pub tokenize_per_sec: f64,
+}
+
+impl BindReport {
+    pub fn table(&self) -> String {
+        let mut out = format!(
+            "binding into run {}: zero-shot k-NN R² on {} held-out galaxies ({} neighbours pool)\n",
+            self.base_run, self.n_test, self.n_train
+        );
+        let props: Vec<&str> =
+            self.r2.first().map(|(_, r)| r.iter().map(|(p, _)| p.as_str()).collect()).unwrap_or_default();
+        out.push_str(&format!("{:<24}", "embedding"));
+        for p in &props {
+            out.push_str(&format!("{p:>12}"));
+        }
+        out.push_str(&format!("{:>12}\n", "mean"));
+        for (name, row) in &self.r2 {
+            out.push_str(&format!("{name:<24}"));
+            for (_, v) in row {
+                out.push_str(&format!("{v:>12.3}"));
+            }
+            let mean = row.iter().map(|(_, v)| v).sum::<f64>() / row.len().max(1) as f64;
+            out.push_str(&format!("{mean:>12.3}\n"));
+        }
+        out.push_str(&format!("retrieval among {} held-out galaxies (chance @1 = {:.4}):\n", self.n_test, 1.0 / self.n_test.max(1) as f64));
+        for (dir, r) in &self.recall {
+            out.push_str(&format!("  {dir:<22}"));
+            for (k, v) in r {
+                out.push_str(&format!("  recall@{k} = {v:.3}"));
+            }
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "InfoNCE {:.3} → {:.3} in {:.1} s of training; WASM tokenizer {:.0} objects/s\n",
+            self.first_loss, self.final_loss, self.train_secs, self.tokenize_per_sec
+        ));
+        out
+    }
+}
+
+struct Stored {
+    image: Embeddings,
+    spectrum: Embeddings,
+    is_test: Vec<bool>,
+    object_ids: Vec<String>,
+}
+
+fn read_embeddings(path: &Path) -> anyhow::Result<Stored> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading the base run's embeddings {}", path.display()))?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes)?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)?;
+    let get = |name: &str| -> anyhow::Result<(Vec<usize>, Vec<f32>)> {
+        let t = st.tensor(name).with_context(|| format!("{}: no `{name}` tensor", path.display()))?;
+        Ok((t.shape().to_vec(), bytemuck::pod_collect_to_vec(t.data())))
+    };
+    let emb = |name: &str| -> anyhow::Result<Embeddings> {
+        let (s, v) = get(name)?;
+        Ok(Embeddings { n: s[0], dim: s[1], values: v })
+    };
+    let (_, t) = get("is_test")?;
+    let ids = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("object_ids"))
+        .and_then(|s| serde_json::from_str(s).ok())
+        .with_context(|| format!("{}: no object ids in the metadata", path.display()))?;
+    Ok(Stored { image: emb("image")?, spectrum: emb("spectrum")?, is_test: t.iter().map(|&v| v > 0.5).collect(), object_ids: ids })
+}
+
+/// Finds the base run: by id, or a finished run of the same resolved configuration, or trains it.
+fn base_run(cfg: &BindConfig, file: &Path, home: &Path, device_name: &str, registry: &Registry) -> anyhow::Result<String> {
+    if !cfg.base.run.is_empty() {
+        return Ok(registry.resolve(&cfg.base.run)?);
+    }
+    if cfg.base.experiment.is_empty() {
+        bail!("{}: set base.run (a run id) or base.experiment (a preset or experiment file)", file.display());
+    }
+    let exp_file = file.parent().unwrap_or(Path::new(".")).join(&cfg.base.experiment);
+    let (exp_path, mut overrides) = if exp_file.is_file() {
+        (Some(exp_file), Vec::new())
+    } else if config::ExperimentConfig::preset(&cfg.base.experiment).is_some() {
+        (None, vec![format!("experiment.preset={}", cfg.base.experiment)])
+    } else {
+        bail!("{}: base.experiment {:?} is neither a file next to it nor a preset", file.display(), cfg.base.experiment);
+    };
+    overrides.extend(cfg.base.overrides.iter().cloned());
+    let resolved = config::load(exp_path.as_deref(), &config::CliOverrides::parse(&overrides)?)?;
+    let want = serde_json::to_value(&resolved)?;
+    for r in registry.list_runs(Some(&resolved.experiment.name))? {
+        if r.status != "finished" {
+            continue;
+        }
+        let d = registry.run(&r.id)?;
+        if d.config == want && d.artifacts.iter().any(|a| a.kind == "embeddings") {
+            tracing::info!(run = %r.id, "reusing the finished base run with the same configuration");
+            return Ok(r.id);
+        }
+    }
+    tracing::info!("no finished base run with this configuration: training it first");
+    let out = run::execute(&RunOptions {
+        file: exp_path,
+        overrides,
+        device: device_name.to_string(),
+        resume: None,
+        home: home.to_path_buf(),
+        stop_after: None,
+    })?;
+    if let Some(r) = &out.report {
+        println!("{}", r.table());
+    }
+    Ok(out.run_id)
+}
+
+fn tensor(values: &[f32], rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(values.to_vec(), [rows, cols]), device)
+}
+
+fn gather(e: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
+    idx.iter().flat_map(|&i| e[i * dim..(i + 1) * dim].iter().copied()).collect()
+}
+
+fn knn_r2(neighbours: &Embeddings, queries: &Embeddings, train: &[usize], test: &[usize], targets: &[(String, Vec<f32>)], k: usize) -> anyhow::Result<Vec<(String, f64)>> {
+    let tr = neighbours.select(train);
+    let te = queries.select(test);
+    let mut out = Vec::new();
+    for (name, y) in targets {
+        let y_train: Vec<f32> = train.iter().map(|&i| y[i]).collect();
+        let y_test: Vec<f32> = test.iter().map(|&i| y[i]).collect();
+        let mut probe = components::knn_probe(k);
+        probe.fit(ProbeInput::new(&tr.values, tr.n, tr.dim)?, &y_train)?;
+        let pred = probe.predict(ProbeInput::new(&te.values, te.n, te.dim)?)?;
+        out.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
+    }
+    Ok(out)
+}
+
+fn normalized(mut e: Embeddings) -> Embeddings {
+    for row in e.values.chunks_mut(e.dim) {
+        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+        row.iter_mut().for_each(|v| *v /= n);
+    }
+    e
+}
+
+/// Per-column standardisation (for the raw-feature reference row).
+fn standardized(mut e: Embeddings, train: &[usize]) -> Embeddings {
+    for c in 0..e.dim {
+        let vals: Vec<f64> = train.iter().map(|&i| e.values[i * e.dim + c] as f64).collect();
+        let mean = vals.iter().sum::<f64>() / vals.len() as f64;
+        let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / vals.len() as f64).sqrt().max(1e-9);
+        for r in 0..e.n {
+            let v = &mut e.values[r * e.dim + c];
+            *v = ((*v as f64 - mean) / sd) as f32;
+        }
+    }
+    e
+}
+
+pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<BindReport> {
+    let cfg = load_config(file)?;
+    let registry = Registry::open(&run::registry_path(home))?;
+    let base_id = base_run(&cfg, file, home, device_name, &registry)?;
+    let base = registry.run(&base_id)?;
+    if base.summary.status != "finished" {
+        bail!("base run {base_id} is {}; bind into a finished run", base.summary.status);
+    }
+    let base_cfg: config::ExperimentConfig = serde_json::from_value(base.config.clone())
+        .with_context(|| format!("run {base_id} has an unreadable stored configuration"))?;
+    let emb_path = home.join("runs").join(&base_id).join("embeddings.safetensors");
+    let stored = read_embeddings(&emb_path)?;
+
+    // The same objects, with the new modality: regenerate or reopen the base run's data.
+    let (source, _) = run::load_source(&base_cfg)?;
+    let hash = source.content_hash()?;
+    if base.summary.data_hash.as_deref() != Some(hash.as_str()) {
+        bail!(
+            "the base run {base_id} was trained on data {:?}, which now hashes to {hash} (its data changed, or it \
+             predates the photometry columns); train a new base run",
+            base.summary.data_hash
+        );
+    }
+    if source.object_ids() != stored.object_ids.as_slice() {
+        bail!("the embeddings of run {base_id} list other objects than its data; the run's artifacts are inconsistent");
+    }
+    let phot = source.photometry().with_context(|| {
+        format!("{} has no {} columns: binding needs a source that carries the new modality", source.describe(), cfg.modality.name)
+    })?;
+    let n = source.len();
+    let nb = phot.bands.len();
+
+    // Plugins: the tokenizer (WASM, in its own process) and the encoder (native, tensor API).
+    let installed = Installed::new(home);
+    let tok_dir = installed.resolve(&cfg.modality.tokenizer).map_err(|e| anyhow::anyhow!("modality.tokenizer: {e}"))?;
+    let enc_dir =
+        installed.resolve(&cfg.modality.encoder_plugin).map_err(|e| anyhow::anyhow!("modality.encoder_plugin: {e}"))?;
+    let mut tokenizer = WasmTokenizer::spawn(&tok_dir.dir)?;
+    let native = NativePlugin::load(&enc_dir)?;
+    let encoder_entry = native.encoder(&cfg.modality.encoder)?;
+
+    let shape = [2, nb];
+    let f = tokenizer.output_len(&shape)?.with_context(|| {
+        format!("plugin {} {} does not take photometry of shape {shape:?}", tokenizer.id, tokenizer.version)
+    })?;
+    let t0 = Instant::now();
+    let mut tokens = Vec::with_capacity(n * f);
+    for start in (0..n).step_by(512) {
+        let end = (start + 512).min(n);
+        let mut batch = Vec::with_capacity((end - start) * 2 * nb);
+        for i in start..end {
+            let (fl, iv) = phot.row(i);
+            batch.extend_from_slice(fl);
+            batch.extend_from_slice(iv);
+        }
+        let out = tokenizer.tokenize_batch(&batch, &shape, end - start).map_err(|e| match e {
+            crate::wasm_client::WasmClientError::Call { index: Some(k), .. } => {
+                anyhow::anyhow!("object {}: {e}", source.object_ids()[start + k])
+            }
+            e => e.into(),
+        })?;
+        tokens.extend(out);
+    }
+    let tokenize_per_sec = n as f64 / t0.elapsed().as_secs_f64();
+
+    let train_idx: Vec<usize> = (0..n).filter(|&i| !stored.is_test[i]).collect();
+    let test_idx: Vec<usize> = (0..n).filter(|&i| stored.is_test[i]).collect();
+    let dim = stored.image.dim;
+
+    let dev = device::parse(device_name)?;
+    dev.seed(cfg.train.seed);
+    let dev = dev.autodiff();
+    let mut encoder = PluginEncoder::init(encoder_entry, f, dim, &dev)?;
+    let loss_fn = InfoNceConfig::new().with_logit_scale(cfg.train.logit_scale).init(&dev);
+
+    let component_infos: Vec<ComponentInfo> = vec![
+        ComponentInfo {
+            id: tokenizer.id.clone(),
+            version: tokenizer.version.clone(),
+            kind: ComponentKind::Tokenizer,
+            modality: Some(cfg.modality.name.clone()),
+        },
+        astroclip_plugin_api::ModalityEncoder::info(&encoder),
+        loss_fn.info(),
+        components::knn_probe(cfg.eval.k).info(),
+    ];
+    let config_json = serde_json::to_value(&cfg)?;
+    let run_id = registry.create_run(&NewRun {
+        experiment: cfg.experiment.name.clone(),
+        name: format!("{}-into-{}", cfg.experiment.name, &base_id[..8.min(base_id.len())]),
+        config_json: config_json.to_string(),
+        git_commit: None,
+        data_hash: Some(hash.clone()),
+        components_json: serde_json::to_string(&component_infos)?,
+    })?;
+    let mut params = Vec::new();
+    run::flatten("", &config_json, &mut params);
+    params.push(("base.run_id".into(), base_id.clone()));
+    params.push(("run.device".into(), device_name.to_string()));
+    params.push(("plugins.tokenizer".into(), format!("{} {} sha256 {}", tokenizer.id, tokenizer.version, tok_dir.manifest.entry.sha256)));
+    params.push(("plugins.encoder".into(), format!("{} {} sha256 {}", native.id, native.version, enc_dir.manifest.entry.sha256)));
+    params.push(("modality.input_len".into(), f.to_string()));
+    registry.log_params(&run_id, &params)?;
+
+    let result = (|| -> anyhow::Result<BindReport> {
+        let t = &cfg.train;
+        if t.batch_size > train_idx.len() {
+            bail!("train.batch_size {} exceeds the {} training objects", t.batch_size, train_idx.len());
+        }
+        let mut optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init();
+        let lr_cfg = config::TrainConfig { lr: t.lr, warmup_steps: t.warmup_steps, steps: t.steps, ..config::ExperimentConfig::preset("quickstart").expect("preset").train };
+        let bar = indicatif::ProgressBar::new(t.steps as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("bind {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        let started = Instant::now();
+        let mut buffer = Vec::new();
+        let (mut first, mut last) = (f64::NAN, f64::NAN);
+        for step in 0..t.steps {
+            let idx = train::batch_indices(&train_idx, t.batch_size, t.seed, step);
+            let x = tensor(&gather(&tokens, f, &idx), idx.len(), f, &dev);
+            let z = encoder.try_encode(x)?;
+            let mut loss: Option<Tensor<1>> = None;
+            for m in &t.bind_to {
+                let target = if m == "image" { &stored.image } else { &stored.spectrum };
+                let y = tensor(&gather(&target.values, dim, &idx), idx.len(), dim, &dev);
+                let l = loss_fn.loss(z.clone(), y);
+                loss = Some(match loss {
+                    None => l,
+                    Some(a) => a + l,
+                });
+            }
+            let loss = loss.expect("bind_to is not empty") / t.bind_to.len() as f64;
+            let value: f32 = loss.clone().into_scalar();
+            if !value.is_finite() {
+                bail!("the binding loss became {value} at step {step}; lower train.lr");
+            }
+            if step == 0 {
+                first = value as f64;
+            }
+            last = value as f64;
+            let grads = GradientsParams::from_grads(loss.backward(), &encoder);
+            let lr = train::learning_rate(&lr_cfg, step);
+            encoder = optim.step(lr, encoder, grads);
+            buffer.push(Metric::new("train.loss", step as i64, value as f64));
+            if (step + 1) % t.log_every == 0 || step + 1 == t.steps {
+                registry.log_metrics(&run_id, &buffer)?;
+                buffer.clear();
+                bar.set_message(format!("loss {value:.4}"));
+            }
+            bar.inc(1);
+        }
+        bar.finish_and_clear();
+        let train_secs = started.elapsed().as_secs_f64();
+
+        // Embed every object with the trained encoder (no autodiff).
+        let valid = encoder.valid();
+        let inner = dev.clone().inner();
+        let mut values = Vec::with_capacity(n * dim);
+        for start in (0..n).step_by(512) {
+            let end = (start + 512).min(n);
+            let x = tensor(&tokens[start * f..end * f], end - start, f, &inner);
+            values.extend(valid.try_encode(x)?.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
+        }
+        let phot_emb = normalized(Embeddings { n, dim, values });
+        let img = normalized(stored.image.clone());
+        let spec = normalized(stored.spectrum.clone());
+        let raw = standardized(Embeddings { n, dim: f, values: tokens.clone() }, &train_idx);
+
+        let targets: Vec<(String, Vec<f32>)> = base_cfg
+            .eval
+            .properties
+            .iter()
+            .map(|p| (p.clone(), source.truth_column(p).map(<[f32]>::to_vec).unwrap_or_default()))
+            .filter(|(_, v)| v.len() == n)
+            .collect();
+        let k = cfg.eval.k;
+        let r2 = vec![
+            ("photometry".to_string(), knn_r2(&phot_emb, &phot_emb, &train_idx, &test_idx, &targets, k)?),
+            ("photometry→image".to_string(), knn_r2(&img, &phot_emb, &train_idx, &test_idx, &targets, k)?),
+            ("photometry→spectrum".to_string(), knn_r2(&spec, &phot_emb, &train_idx, &test_idx, &targets, k)?),
+            ("raw photometry features".to_string(), knn_r2(&raw, &raw, &train_idx, &test_idx, &targets, k)?),
+            ("image (frozen)".to_string(), knn_r2(&img, &img, &train_idx, &test_idx, &targets, k)?),
+            ("spectrum (frozen)".to_string(), knn_r2(&spec, &spec, &train_idx, &test_idx, &targets, k)?),
+        ];
+        let (pt, it, st) = (phot_emb.select(&test_idx), img.select(&test_idx), spec.select(&test_idx));
+        let recall = vec![
+            ("photometry→image".to_string(), retrieval_recall(&pt, &it, &cfg.eval.recall_at)),
+            ("photometry→spectrum".to_string(), retrieval_recall(&pt, &st, &cfg.eval.recall_at)),
+            ("image→spectrum (base)".to_string(), retrieval_recall(&it, &st, &cfg.eval.recall_at)),
+        ];
+
+        let step = t.steps as i64;
+        let mut metrics = Vec::new();
+        for (src, row) in &r2 {
+            for (p, v) in row {
+                metrics.push(Metric::new(format!("eval.r2.{p}"), step, *v).with_context(format!("split=test,source={src}")));
+            }
+        }
+        for (dir, row) in &recall {
+            for (kk, v) in row {
+                metrics.push(Metric::new(format!("eval.recall_at_{kk}"), step, *v).with_context(format!("split=test,source={dir}")));
+            }
+        }
+        metrics.push(Metric::new("data.tokenize_per_sec", 0, tokenize_per_sec));
+        registry.log_metrics(&run_id, &metrics)?;
+
+        let run_dir = home.join("runs").join(&run_id);
+        std::fs::create_dir_all(&run_dir)?;
+        let ckpt = run_dir.join("encoder.bpk");
+        encoder.clone().save_file(&ckpt).map_err(|e| anyhow::anyhow!("saving {}: {e}", ckpt.display()))?;
+        train::record_artifact(&registry, &run_id, home, &ckpt, "checkpoint")?;
+        let emb_out = run_dir.join("embeddings.safetensors");
+        let view = safetensors::tensor::TensorView::new(
+            safetensors::tensor::Dtype::F32,
+            vec![n, dim],
+            bytemuck::cast_slice(&phot_emb.values),
+        )?;
+        let mut meta = std::collections::HashMap::new();
+        meta.insert("object_ids".to_string(), serde_json::to_string(source.object_ids())?);
+        std::fs::write(&emb_out, safetensors::tensor::serialize(vec![(cfg.modality.name.clone(), view)], Some(meta))?)?;
+        train::record_artifact(&registry, &run_id, home, &emb_out, "embeddings")?;
+        let report = BindReport {
+            run_id: run_id.clone(),
+            base_run: base_id.clone(),
+            n_train: train_idx.len(),
+            n_test: test_idx.len(),
+            r2,
+            recall,
+            first_loss: first,
+            final_loss: last,
+            train_secs,
+            tokenize_per_sec,
+        };
+        let eval_path = run_dir.join("eval.json");
+        std::fs::write(&eval_path, serde_json::to_string_pretty(&report)?)?;
+        train::record_artifact(&registry, &run_id, home, &eval_path, "evaluation")?;
+        Ok(report)
+    })();
+    match result {
+        Ok(r) => {
+            registry.set_status(&run_id, "finished", None)?;
+            Ok(r)
+        }
+        Err(e) => {
+            registry.set_status(&run_id, "failed", Some(&format!("{e:#}")))?;
+            Err(e.context(format!("bind run {run_id} failed (recorded in the registry)")))
+        }
+    }
+}
+
