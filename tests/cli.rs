@@ -468,7 +468,9 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     let (enc, host) = photometry_plugins();
     let home = tempfile::tempdir().unwrap();
     let file = bind_file(home.path(), &enc, "");
-    let bind = |f: &Path| bin().env("ASTROCLIP_WASM_HOST", &host).arg("--home").arg(home.path()).arg("bind").arg(f).output().unwrap();
+    let bind = |f: &Path| {
+        bin().env("ASTROCLIP_WASM_HOST", &host).arg("--home").arg(home.path()).arg("bind").arg(f).output().unwrap()
+    };
     let out = bind(&file);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
@@ -488,7 +490,8 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     // The base run was trained once and is frozen: a second binding reuses it, and its stored
     // embeddings do not change.
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));
-    let base: Vec<&serde_json::Value> = runs.as_array().unwrap().iter().filter(|r| r["experiment"] == "quickstart").collect();
+    let base: Vec<&serde_json::Value> =
+        runs.as_array().unwrap().iter().filter(|r| r["experiment"] == "quickstart").collect();
     assert_eq!(base.len(), 1, "{runs}");
     let base_id = base[0]["id"].as_str().unwrap();
     let emb = home.path().join("runs").join(base_id).join("embeddings.safetensors");
@@ -501,14 +504,24 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     assert_eq!((n("quickstart"), n("bind-test")), (1, 2), "{runs}");
 
     // The bind run records its plugins and per-source metrics.
-    let id = runs.as_array().unwrap().iter().find(|r| r["experiment"] == "bind-test").unwrap()["id"].as_str().unwrap().to_string();
+    let id = runs.as_array().unwrap().iter().find(|r| r["experiment"] == "bind-test").unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let shown = json(&run(home.path(), &["runs", "show", &id, "--json"])).to_string();
-    assert!(shown.contains("photometry-mlp/mlp") && shown.contains("plugins.tokenizer") && shown.contains("base.run_id"), "{shown}");
+    assert!(
+        shown.contains("photometry-mlp/mlp") && shown.contains("plugins.tokenizer") && shown.contains("base.run_id"),
+        "{shown}"
+    );
 
     // A misspelt key names the key and file; a missing plugin names what to do; nothing is lost.
     let bad = bind_file(home.path(), &enc, "learning_rate = 1\n");
     let out = bind(&bad);
-    assert!(!out.status.success() && text(&out).contains("learning_rate") && text(&out).contains("bind.toml"), "{}", text(&out));
+    assert!(
+        !out.status.success() && text(&out).contains("learning_rate") && text(&out).contains("bind.toml"),
+        "{}",
+        text(&out)
+    );
     let missing = bind_file(home.path(), &home.path().join("nope"), "");
     let out = bind(&missing);
     assert!(!out.status.success() && text(&out).contains("modality.encoder_plugin"), "{}", text(&out));

@@ -117,7 +117,10 @@ pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
     })?;
     let t = &cfg.train;
     if t.steps == 0 || t.batch_size < 2 || t.log_every == 0 || t.lr <= 0.0 || cfg.eval.k == 0 {
-        bail!("{}: train.steps, train.log_every, train.lr and eval.k must be > 0 and train.batch_size ≥ 2", path.display());
+        bail!(
+            "{}: train.steps, train.log_every, train.lr and eval.k must be > 0 and train.batch_size ≥ 2",
+            path.display()
+        );
     }
     for m in &t.bind_to {
         if m != "image" && m != "spectrum" {
@@ -128,7 +131,11 @@ pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
         bail!("{}: train.bind_to is empty: name at least one frozen modality", path.display());
     }
     if cfg.modality.name != "photometry" {
-        bail!("{}: modality.name {:?}: this version binds `photometry` (the modality its data sources carry)", path.display(), cfg.modality.name);
+        bail!(
+            "{}: modality.name {:?}: this version binds `photometry` (the modality its data sources carry)",
+            path.display(),
+            cfg.modality.name
+        );
     }
     Ok(cfg)
 }
@@ -171,7 +178,11 @@ impl BindReport {
             let mean = row.iter().map(|(_, v)| v).sum::<f64>() / row.len().max(1) as f64;
             out.push_str(&format!("{mean:>12.3}\n"));
         }
-        out.push_str(&format!("retrieval among {} held-out galaxies (chance @1 = {:.4}):\n", self.n_test, 1.0 / self.n_test.max(1) as f64));
+        out.push_str(&format!(
+            "retrieval among {} held-out galaxies (chance @1 = {:.4}):\n",
+            self.n_test,
+            1.0 / self.n_test.max(1) as f64
+        ));
         for (dir, r) in &self.recall {
             out.push_str(&format!("  {dir:<22}"));
             for (k, v) in r {
@@ -213,11 +224,22 @@ fn read_embeddings(path: &Path) -> anyhow::Result<Stored> {
         .and_then(|m| m.get("object_ids"))
         .and_then(|s| serde_json::from_str(s).ok())
         .with_context(|| format!("{}: no object ids in the metadata", path.display()))?;
-    Ok(Stored { image: emb("image")?, spectrum: emb("spectrum")?, is_test: t.iter().map(|&v| v > 0.5).collect(), object_ids: ids })
+    Ok(Stored {
+        image: emb("image")?,
+        spectrum: emb("spectrum")?,
+        is_test: t.iter().map(|&v| v > 0.5).collect(),
+        object_ids: ids,
+    })
 }
 
 /// Finds the base run: by id, or a finished run of the same resolved configuration, or trains it.
-fn base_run(cfg: &BindConfig, file: &Path, home: &Path, device_name: &str, registry: &Registry) -> anyhow::Result<String> {
+fn base_run(
+    cfg: &BindConfig,
+    file: &Path,
+    home: &Path,
+    device_name: &str,
+    registry: &Registry,
+) -> anyhow::Result<String> {
     if !cfg.base.run.is_empty() {
         return Ok(registry.resolve(&cfg.base.run)?);
     }
@@ -230,7 +252,11 @@ fn base_run(cfg: &BindConfig, file: &Path, home: &Path, device_name: &str, regis
     } else if config::ExperimentConfig::preset(&cfg.base.experiment).is_some() {
         (None, vec![format!("experiment.preset={}", cfg.base.experiment)])
     } else {
-        bail!("{}: base.experiment {:?} is neither a file next to it nor a preset", file.display(), cfg.base.experiment);
+        bail!(
+            "{}: base.experiment {:?} is neither a file next to it nor a preset",
+            file.display(),
+            cfg.base.experiment
+        );
     };
     overrides.extend(cfg.base.overrides.iter().cloned());
     let resolved = config::load(exp_path.as_deref(), &config::CliOverrides::parse(&overrides)?)?;
@@ -268,7 +294,14 @@ fn gather(e: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
     idx.iter().flat_map(|&i| e[i * dim..(i + 1) * dim].iter().copied()).collect()
 }
 
-fn knn_r2(neighbours: &Embeddings, queries: &Embeddings, train: &[usize], test: &[usize], targets: &[(String, Vec<f32>)], k: usize) -> anyhow::Result<Vec<(String, f64)>> {
+fn knn_r2(
+    neighbours: &Embeddings,
+    queries: &Embeddings,
+    train: &[usize],
+    test: &[usize],
+    targets: &[(String, Vec<f32>)],
+    k: usize,
+) -> anyhow::Result<Vec<(String, f64)>> {
     let tr = neighbours.select(train);
     let te = queries.select(test);
     let mut out = Vec::new();
@@ -332,7 +365,11 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
         bail!("the embeddings of run {base_id} list other objects than its data; the run's artifacts are inconsistent");
     }
     let phot = source.photometry().with_context(|| {
-        format!("{} has no {} columns: binding needs a source that carries the new modality", source.describe(), cfg.modality.name)
+        format!(
+            "{} has no {} columns: binding needs a source that carries the new modality",
+            source.describe(),
+            cfg.modality.name
+        )
     })?;
     let n = source.len();
     let nb = phot.bands.len();
@@ -404,8 +441,14 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     run::flatten("", &config_json, &mut params);
     params.push(("base.run_id".into(), base_id.clone()));
     params.push(("run.device".into(), device_name.to_string()));
-    params.push(("plugins.tokenizer".into(), format!("{} {} sha256 {}", tokenizer.id, tokenizer.version, tok_dir.manifest.entry.sha256)));
-    params.push(("plugins.encoder".into(), format!("{} {} sha256 {}", native.id, native.version, enc_dir.manifest.entry.sha256)));
+    params.push((
+        "plugins.tokenizer".into(),
+        format!("{} {} sha256 {}", tokenizer.id, tokenizer.version, tok_dir.manifest.entry.sha256),
+    ));
+    params.push((
+        "plugins.encoder".into(),
+        format!("{} {} sha256 {}", native.id, native.version, enc_dir.manifest.entry.sha256),
+    ));
     params.push(("modality.input_len".into(), f.to_string()));
     registry.log_params(&run_id, &params)?;
 
@@ -415,11 +458,18 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
             bail!("train.batch_size {} exceeds the {} training objects", t.batch_size, train_idx.len());
         }
         let mut optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init();
-        let lr_cfg = config::TrainConfig { lr: t.lr, warmup_steps: t.warmup_steps, steps: t.steps, ..config::ExperimentConfig::preset("quickstart").expect("preset").train };
+        let lr_cfg = config::TrainConfig {
+            lr: t.lr,
+            warmup_steps: t.warmup_steps,
+            steps: t.steps,
+            ..config::ExperimentConfig::preset("quickstart").expect("preset").train
+        };
         let bar = indicatif::ProgressBar::new(t.steps as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("bind {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "bind {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         let started = Instant::now();
         let mut buffer = Vec::new();
@@ -502,12 +552,17 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
         let mut metrics = Vec::new();
         for (src, row) in &r2 {
             for (p, v) in row {
-                metrics.push(Metric::new(format!("eval.r2.{p}"), step, *v).with_context(format!("split=test,source={src}")));
+                metrics.push(
+                    Metric::new(format!("eval.r2.{p}"), step, *v).with_context(format!("split=test,source={src}")),
+                );
             }
         }
         for (dir, row) in &recall {
             for (kk, v) in row {
-                metrics.push(Metric::new(format!("eval.recall_at_{kk}"), step, *v).with_context(format!("split=test,source={dir}")));
+                metrics.push(
+                    Metric::new(format!("eval.recall_at_{kk}"), step, *v)
+                        .with_context(format!("split=test,source={dir}")),
+                );
             }
         }
         metrics.push(Metric::new("data.tokenize_per_sec", 0, tokenize_per_sec));
@@ -556,4 +611,3 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
         }
     }
 }
-

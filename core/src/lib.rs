@@ -4,11 +4,12 @@
 //! See `docs/architecture.md` for how the pieces fit and where components plug in.
 
 pub mod bench;
+pub mod bind;
 pub mod components;
 pub mod config;
+pub mod conformance;
 pub mod data;
 pub mod dataset;
-pub mod bind;
 pub mod device;
 pub mod eval;
 pub mod interrupt;
@@ -16,5 +17,6 @@ pub mod model;
 pub mod plugin_encoder;
 pub mod run;
 pub mod survey;
+pub mod template;
 pub mod train;
 pub mod wasm_client;

@@ -167,6 +167,28 @@ enum PluginsCommand {
     },
     /// Verify an installed plugin (by id) or a plugin directory.
     Verify { plugin: String },
+    /// Run the conformance kit on a plugin (id or directory), or on the built-ins (`builtin`).
+    Test {
+        plugin: String,
+        /// Input length given to encoders under test.
+        #[arg(long, default_value_t = 16)]
+        input_len: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a new plugin crate from the template (native Rust; `--wasm` for a Zig WASM one).
+    New {
+        /// Plugin id, `^[a-z0-9-]+$`.
+        id: String,
+        /// Parent directory of the new plugin directory.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// Modality the plugin serves.
+        #[arg(long, default_value = "photometry")]
+        modality: String,
+        #[arg(long)]
+        wasm: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -393,6 +415,30 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     let p = installed.add(&dir, replace)?;
                     println!("installed {} {} at {}", p.id(), p.version(), p.dir.display());
                 }
+                PluginsCommand::Test { plugin, input_len, json } => {
+                    let mut report = astroclip_core::conformance::Report::default();
+                    if plugin == "builtin" {
+                        astroclip_core::conformance::test_builtins(&mut report)?;
+                    } else {
+                        astroclip_core::conformance::test_plugin(&plugin, &cli.home, input_len, &mut report)?;
+                    }
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print!("{}", report.table());
+                    }
+                    if !report.passed() {
+                        anyhow::bail!("{plugin} does not pass the conformance kit (see the FAIL lines)");
+                    }
+                }
+                PluginsCommand::New { id, dir, modality, wasm } => {
+                    let made = astroclip_core::template::new_plugin(&id, &dir, &modality, wasm)?;
+                    println!("created {}", made.display());
+                    println!(
+                        "next: cd {} && ./build.sh && astroclip plugins test dist   (see README.md)",
+                        made.display()
+                    );
+                }
                 PluginsCommand::Verify { plugin } => {
                     let p = installed.resolve(&plugin)?;
                     p.verify()?;
@@ -401,6 +447,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                         let lib = astroclip_plugin_host::native::NativePlugin::load(&p)?;
                         for (name, modality, _) in lib.tokenizers() {
                             println!("  tokenizer {name} (modality {modality})");
+                        }
+                        for (name, modality, _) in lib.encoders() {
+                            println!("  encoder {name} (modality {modality}, tensor interface)");
                         }
                     }
                     println!(

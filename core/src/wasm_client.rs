@@ -20,7 +20,8 @@ pub enum WasmClientError {
     NoHost(String),
     #[error("WASM plugin in {dir}: {detail}")]
     Load { dir: String, detail: String },
-    #[error("plugin {id} {version}: {detail}")]
+    /// `detail` names the plugin, its version and the call (prefixed here when the host did not).
+    #[error("{detail}")]
     Call { id: String, version: String, detail: String, index: Option<usize> },
     #[error("WASM plugin host for {dir} stopped answering: {source}")]
     Io { dir: String, source: std::io::Error },
@@ -100,15 +101,21 @@ impl WasmTokenizer {
         Ok(Self { id: s("id"), version: s("version"), dir: d, child, input, output })
     }
 
-    fn call(&mut self, header: serde_json::Value, payload: &[f32]) -> Result<(serde_json::Value, Vec<f32>), WasmClientError> {
+    fn call(
+        &mut self,
+        header: serde_json::Value,
+        payload: &[f32],
+    ) -> Result<(serde_json::Value, Vec<f32>), WasmClientError> {
         let io = |source| WasmClientError::Io { dir: self.dir.clone(), source };
         frame(&mut self.input, &header, payload).map_err(io)?;
         let (h, p) = reply(&mut self.output).map_err(|source| WasmClientError::Io { dir: self.dir.clone(), source })?;
         if h["ok"] != true {
+            let msg = h["error"].as_str().unwrap_or("?");
+            let named = format!("plugin {} {}", self.id, self.version);
             return Err(WasmClientError::Call {
                 id: self.id.clone(),
                 version: self.version.clone(),
-                detail: h["error"].as_str().unwrap_or("?").to_string(),
+                detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
                 index: h["index"].as_u64().map(|i| i as usize),
             });
         }

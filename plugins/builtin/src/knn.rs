@@ -77,6 +77,14 @@ impl Probe for KnnRegressor {
         if x.cols != self.cols {
             return Err(Self::err(format!("fitted on {} columns, asked to predict {}", self.cols, x.cols)));
         }
+        // A NaN query would silently become a NaN prediction (found by the conformance kit).
+        if let Some(i) = x.values.iter().position(|v| !v.is_finite()) {
+            return Err(Self::err(format!(
+                "non-finite query value in row {} (column {})",
+                i / x.cols.max(1),
+                i % x.cols.max(1)
+            )));
+        }
         let n_train = self.targets.len();
         let k = self.k.min(n_train);
         let mut q = vec![0f32; self.cols];

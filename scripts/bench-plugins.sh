@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Plugin platform benchmark: tensor-interface overhead (plugin-defined encoder vs the same
+# encoder in direct burn, training step times) and WASM preprocessing throughput (through the
+# astroclip-wasm-host process vs Rust). Prints Markdown tables; one run, same machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build-plugins.sh photometry-mlp >/dev/null
+cargo build --workspace --example bench_plugins
+export ASTROCLIP_WASM_HOST=$PWD/plugins/wasm/target/debug/astroclip-wasm-host
+exec target/debug/examples/bench_plugins target/plugins/photometry-mlp "$PWD"
