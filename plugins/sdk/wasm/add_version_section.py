@@ -2,9 +2,8 @@
 """Appends (or replaces) the `astroclip_plugin_interface` custom section of a WASM module.
 
 The astroclip host reads a WASM plugin's interface version from this section before it
-compiles or runs anything (plugin interface 1.x). Clang/`zig cc` can emit it from C
-(`__attribute__((section(".custom_section.astroclip_plugin_interface"), used))`), Zig and
-AssemblyScript cannot, so their builds run this step:
+compiles or runs anything (plugin interface 1.x). WAT declares it inline (`(@custom ...)`);
+Zig, `zig cc` (C) and AssemblyScript builds cannot emit it, so they run this step:
 
     python3 add_version_section.py plugin.wasm 1.1.0
 """

@@ -150,3 +150,47 @@ fn the_host_process_serves_batches_and_reports_the_failing_object() {
     drop(w);
     assert!(child.wait().unwrap().success());
 }
+
+/// A C plugin written against `plugins/sdk/include/astroclip_plugin.h`, built with `zig cc`
+/// (when `ZIG_PYTHON` is set) plus the version-section step, runs in the sandbox.
+#[test]
+fn a_c_plugin_built_against_the_header_runs() {
+    use sha2::{Digest, Sha256};
+    let Ok(py) = std::env::var("ZIG_PYTHON") else {
+        eprintln!("ZIG_PYTHON not set: C plugin check skipped (scripts/test.sh sets it)");
+        return;
+    };
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/wasm-c-colour");
+    let sdk = Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk");
+    let tmp = tempfile::tempdir().unwrap();
+    let wasm = tmp.path().join("colour.wasm");
+    let out = Command::new(&py)
+        .args(["-m", "ziglang", "cc", "--target=wasm32-freestanding", "-O2", "-nostdlib", "-Wl,--no-entry", "-I"])
+        .arg(sdk.join("include"))
+        .arg("-o")
+        .arg(&wasm)
+        .arg(src.join("colour.c"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(&py).arg(sdk.join("wasm/add_version_section.py")).arg(&wasm).arg("1.1.0").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let bytes = std::fs::read(&wasm).unwrap();
+    assert_eq!(astroclip_plugin_wasm::embedded_version(&bytes).as_deref(), Some("1.1.0"));
+    std::fs::write(
+        tmp.path().join("plugin.toml"),
+        format!(
+            "[plugin]\nid = \"c-colour\"\nversion = \"0.1.0\"\napi_version = \"1.1.0\"\nkinds = [\"tokenizer\"]\n\
+             modality = \"photometry\"\n\n[entry]\ncarrier = \"wasm\"\nfile = \"colour.wasm\"\nsha256 = \"{}\"\n",
+            hex::encode(Sha256::digest(&bytes))
+        ),
+    )
+    .unwrap();
+    let p = WasmPlugin::load(&PluginDir::open(tmp.path()).unwrap()).unwrap();
+    let mut s = p.session().unwrap();
+    let mut out = [0f32; 3];
+    s.tokenize(&[2.0, 4.0, 8.0, 1.0, 1.0, 1.0], &[2, 3], &mut out).unwrap();
+    assert_eq!(out, [0.5, 1.0, 2.0]);
+    let msg = s.tokenize(&[2.0, 0.0, 8.0, 1.0, 1.0, 1.0], &[2, 3], &mut out).unwrap_err().to_string();
+    assert!(msg.contains("c-colour 0.1.0") && msg.contains("r-band flux must be positive"), "{msg}");
+}
