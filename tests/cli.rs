@@ -575,3 +575,42 @@ fn plugins_new_creates_a_native_plugin_that_passes_the_kit_and_installs() {
     let out = run(&home, &["plugins", "new", "My_Bands", "--dir", work.path().to_str().unwrap()]);
     assert!(!out.status.success() && text(&out).contains("^[a-z0-9-]+$"), "{}", text(&out));
 }
+
+/// docs/plugins.md's tutorial, run as written: every ```bash block preceded by
+/// `<!-- doc-test -->`, in order, in one fresh directory, with `astroclip` on PATH.
+#[test]
+fn docs_plugins_tutorial_runs() {
+    let doc = std::fs::read_to_string(repo().join("docs/plugins.md")).unwrap();
+    let mut script = String::from("set -euo pipefail\n");
+    let mut blocks = 0;
+    let mut rest = doc.as_str();
+    while let Some(i) = rest.find("<!-- doc-test -->\n```bash\n") {
+        let body = &rest[i + "<!-- doc-test -->\n```bash\n".len()..];
+        let end = body.find("\n```\n").expect("unterminated block");
+        script.push_str(&body[..end]);
+        script.push('\n');
+        blocks += 1;
+        rest = &body[end..];
+    }
+    assert!(blocks >= 4, "only {blocks} tested blocks in docs/plugins.md");
+    let work = tempfile::tempdir().unwrap();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_astroclip")).parent().unwrap();
+    let mut cmd = Command::new("bash");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("ASTROCLIP_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .arg("-c")
+        .arg(&script)
+        .current_dir(work.path())
+        .env("PATH", format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default()))
+        .env("ASTROCLIP_HOME", work.path().join("home"))
+        .output()
+        .unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "the tutorial failed:\n{t}");
+    assert!(t.contains("15 checks, 0 failed") && t.contains("installed my-photometry 0.1.0"), "{t}");
+    assert!(t.contains("photometry→image") && t.contains("bind-my-photometry"), "{t}");
+}

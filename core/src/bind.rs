@@ -73,7 +73,8 @@ pub struct BaseConfig {
 pub struct ModalityConfig {
     /// Name of the new modality (`photometry`); the data source must provide it.
     pub name: String,
-    /// WASM tokenizer plugin: a plugin directory or an installed plugin id.
+    /// Tokenizer plugin (WASM, run by `astroclip-wasm-host`, or native): a plugin directory
+    /// or an installed plugin id. Its first tokenizer for `name` is used.
     pub tokenizer: String,
     /// Native encoder plugin (tensor interface): a plugin directory or an installed id.
     pub encoder_plugin: String,
@@ -195,6 +196,67 @@ impl BindReport {
             self.first_loss, self.final_loss, self.train_secs, self.tokenize_per_sec
         ));
         out
+    }
+}
+
+/// The new modality's tokenizer, from either carrier.
+enum PluginTokenizer {
+    Wasm(WasmTokenizer),
+    Native(NativePlugin, astroclip_plugin_host::native::NativeTokenizer),
+}
+
+impl PluginTokenizer {
+    fn open(dir: &astroclip_plugin_host::PluginDir, modality: &str) -> anyhow::Result<Self> {
+        Ok(match dir.manifest.entry.carrier {
+            astroclip_plugin_host::Carrier::Wasm => Self::Wasm(WasmTokenizer::spawn(&dir.dir)?),
+            astroclip_plugin_host::Carrier::Native => {
+                let p = NativePlugin::load(dir)?;
+                let t = p.tokenizers().into_iter().find(|(_, m, _)| m == modality).map(|(_, _, t)| t).with_context(|| {
+                    format!("modality.tokenizer: plugin {} {} has no tokenizer for modality {modality:?}", p.id, p.version)
+                })?;
+                Self::Native(p, t)
+            }
+        })
+    }
+
+    fn id(&self) -> String {
+        match self {
+            Self::Wasm(w) => w.id.clone(),
+            Self::Native(p, _) => p.id.clone(),
+        }
+    }
+
+    fn version(&self) -> String {
+        match self {
+            Self::Wasm(w) => w.version.clone(),
+            Self::Native(p, _) => p.version.clone(),
+        }
+    }
+
+    fn output_len(&mut self, shape: &[usize]) -> anyhow::Result<Option<usize>> {
+        Ok(match self {
+            Self::Wasm(w) => w.output_len(shape)?,
+            Self::Native(p, t) => p.output_len(*t, shape),
+        })
+    }
+
+    /// `n` inputs in one call; an error carries the failing object's index when known.
+    fn tokenize_batch(&mut self, inputs: &[f32], shape: &[usize], n: usize, len: usize) -> Result<Vec<f32>, (Option<usize>, String)> {
+        match self {
+            Self::Wasm(w) => w.tokenize_batch(inputs, shape, n).map_err(|e| match &e {
+                crate::wasm_client::WasmClientError::Call { index, .. } => (*index, e.to_string()),
+                _ => (None, e.to_string()),
+            }),
+            Self::Native(p, t) => {
+                let per: usize = shape.iter().product();
+                let mut out = vec![0f32; n * len];
+                for i in 0..n {
+                    p.tokenize(*t, &inputs[i * per..(i + 1) * per], shape, &mut out[i * len..(i + 1) * len])
+                        .map_err(|e| (Some(i), e.to_string()))?;
+                }
+                Ok(out)
+            }
+        }
     }
 }
 
@@ -379,13 +441,13 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     let tok_dir = installed.resolve(&cfg.modality.tokenizer).map_err(|e| anyhow::anyhow!("modality.tokenizer: {e}"))?;
     let enc_dir =
         installed.resolve(&cfg.modality.encoder_plugin).map_err(|e| anyhow::anyhow!("modality.encoder_plugin: {e}"))?;
-    let mut tokenizer = WasmTokenizer::spawn(&tok_dir.dir)?;
+    let mut tokenizer = PluginTokenizer::open(&tok_dir, &cfg.modality.name)?;
     let native = NativePlugin::load(&enc_dir)?;
     let encoder_entry = native.encoder(&cfg.modality.encoder)?;
 
     let shape = [2, nb];
     let f = tokenizer.output_len(&shape)?.with_context(|| {
-        format!("plugin {} {} does not take photometry of shape {shape:?}", tokenizer.id, tokenizer.version)
+        format!("plugin {} {} does not take photometry of shape {shape:?}", tokenizer.id(), tokenizer.version())
     })?;
     let t0 = Instant::now();
     let mut tokens = Vec::with_capacity(n * f);
@@ -397,12 +459,12 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
             batch.extend_from_slice(fl);
             batch.extend_from_slice(iv);
         }
-        let out = tokenizer.tokenize_batch(&batch, &shape, end - start).map_err(|e| match e {
-            crate::wasm_client::WasmClientError::Call { index: Some(k), .. } => {
-                anyhow::anyhow!("object {}: {e}", source.object_ids()[start + k])
-            }
-            e => e.into(),
-        })?;
+        let out = tokenizer
+            .tokenize_batch(&batch, &shape, end - start, f)
+            .map_err(|(k, e)| match k {
+                Some(k) => anyhow::anyhow!("object {}: {e}", source.object_ids()[start + k]),
+                None => anyhow::anyhow!("{e}"),
+            })?;
         tokens.extend(out);
     }
     let tokenize_per_sec = n as f64 / t0.elapsed().as_secs_f64();
@@ -419,8 +481,8 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
 
     let component_infos: Vec<ComponentInfo> = vec![
         ComponentInfo {
-            id: tokenizer.id.clone(),
-            version: tokenizer.version.clone(),
+            id: tokenizer.id(),
+            version: tokenizer.version(),
             kind: ComponentKind::Tokenizer,
             modality: Some(cfg.modality.name.clone()),
         },
@@ -443,7 +505,7 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     params.push(("run.device".into(), device_name.to_string()));
     params.push((
         "plugins.tokenizer".into(),
-        format!("{} {} sha256 {}", tokenizer.id, tokenizer.version, tok_dir.manifest.entry.sha256),
+        format!("{} {} sha256 {}", tokenizer.id(), tokenizer.version(), tok_dir.manifest.entry.sha256),
     ));
     params.push((
         "plugins.encoder".into(),
