@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 scripts/build-plugins.sh photometry-mlp >/dev/null
 cargo build --workspace --example bench_plugins
 export ASTROCLIP_WASM_HOST=$PWD/plugins/wasm/target/debug/astroclip-wasm-host
-exec target/debug/examples/bench_plugins target/plugins/photometry-mlp "$PWD"
+target/debug/examples/bench_plugins target/plugins/photometry-mlp "$PWD"
+echo
+echo "In-process (no pipe), same WASM plugin and spectra:"
+"$ASTROCLIP_WASM_HOST" bench plugins/examples/wasm-spectrum-stats --len 7781 --n 20000

@@ -535,7 +535,14 @@ fn conformance_kit_passes_builtins_and_catches_a_broken_plugin() {
     let out = run(home.path(), &["plugins", "test", "builtin"]);
     let t = text(&out);
     assert!(out.status.success(), "{t}");
-    for c in ["tokenizer legacy-survey-rgb", "tokenizer specformer-tokens", "encoder resnet", "encoder specformer", "loss infonce", "probe knn"] {
+    for c in [
+        "tokenizer legacy-survey-rgb",
+        "tokenizer specformer-tokens",
+        "encoder resnet",
+        "encoder specformer",
+        "loss infonce",
+        "probe knn",
+    ] {
         assert!(t.contains(c), "{c} missing: {t}");
     }
     assert!(t.contains(" 0 failed"), "{t}");
@@ -546,7 +553,12 @@ fn conformance_kit_passes_builtins_and_catches_a_broken_plugin() {
     let out = run(home.path(), &["plugins", "test", zoo.to_str().unwrap()]);
     let t = text(&out);
     assert!(!out.status.success() && t.contains("does not pass the conformance kit"), "{t}");
-    let line = |enc: &str, check: &str| t.lines().find(|l| l.contains(enc) && l.contains(check)).unwrap_or_else(|| panic!("{enc} {check}: {t}")).to_string();
+    let line = |enc: &str, check: &str| {
+        t.lines()
+            .find(|l| l.contains(enc) && l.contains(check))
+            .unwrap_or_else(|| panic!("{enc} {check}: {t}"))
+            .to_string()
+    };
     assert!(line("tensor-zoo/mlp", "gradient reaches every parameter").starts_with("ok"), "{t}");
     assert!(line("tensor-zoo/changing", "deterministic").starts_with("FAIL"), "{t}");
     assert!(line("bad-shapes", "builds").starts_with("FAIL") && t.contains("matmul: shapes"), "{t}");
@@ -556,7 +568,8 @@ fn conformance_kit_passes_builtins_and_catches_a_broken_plugin() {
 fn plugins_new_creates_a_native_plugin_that_passes_the_kit_and_installs() {
     let work = tempfile::tempdir().unwrap();
     let home = work.path().join("home");
-    let out = run(&home, &["plugins", "new", "my-bands", "--dir", work.path().to_str().unwrap(), "--modality", "photometry"]);
+    let out =
+        run(&home, &["plugins", "new", "my-bands", "--dir", work.path().to_str().unwrap(), "--modality", "photometry"]);
     assert!(out.status.success(), "{}", text(&out));
     let dir = work.path().join("my-bands");
     let out = Command::new("bash").arg(dir.join("build.sh")).output().unwrap();
@@ -564,7 +577,13 @@ fn plugins_new_creates_a_native_plugin_that_passes_the_kit_and_installs() {
     let dist = dir.join("dist");
     let out = run(&home, &["plugins", "test", dist.to_str().unwrap()]);
     let t = text(&out);
-    assert!(out.status.success() && t.contains("tokenizer features") && t.contains("encoder my-bands/mlp") && t.contains(" 0 failed"), "{t}");
+    assert!(
+        out.status.success()
+            && t.contains("tokenizer features")
+            && t.contains("encoder my-bands/mlp")
+            && t.contains(" 0 failed"),
+        "{t}"
+    );
     let out = run(&home, &["plugins", "add", dist.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out));
     let out = run(&home, &["plugins", "test", "my-bands"]);

@@ -211,9 +211,14 @@ impl PluginTokenizer {
             astroclip_plugin_host::Carrier::Wasm => Self::Wasm(WasmTokenizer::spawn(&dir.dir)?),
             astroclip_plugin_host::Carrier::Native => {
                 let p = NativePlugin::load(dir)?;
-                let t = p.tokenizers().into_iter().find(|(_, m, _)| m == modality).map(|(_, _, t)| t).with_context(|| {
-                    format!("modality.tokenizer: plugin {} {} has no tokenizer for modality {modality:?}", p.id, p.version)
-                })?;
+                let t = p.tokenizers().into_iter().find(|(_, m, _)| m == modality).map(|(_, _, t)| t).with_context(
+                    || {
+                        format!(
+                            "modality.tokenizer: plugin {} {} has no tokenizer for modality {modality:?}",
+                            p.id, p.version
+                        )
+                    },
+                )?;
                 Self::Native(p, t)
             }
         })
@@ -241,7 +246,13 @@ impl PluginTokenizer {
     }
 
     /// `n` inputs in one call; an error carries the failing object's index when known.
-    fn tokenize_batch(&mut self, inputs: &[f32], shape: &[usize], n: usize, len: usize) -> Result<Vec<f32>, (Option<usize>, String)> {
+    fn tokenize_batch(
+        &mut self,
+        inputs: &[f32],
+        shape: &[usize],
+        n: usize,
+        len: usize,
+    ) -> Result<Vec<f32>, (Option<usize>, String)> {
         match self {
             Self::Wasm(w) => w.tokenize_batch(inputs, shape, n).map_err(|e| match &e {
                 crate::wasm_client::WasmClientError::Call { index, .. } => (*index, e.to_string()),
@@ -459,12 +470,10 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
             batch.extend_from_slice(fl);
             batch.extend_from_slice(iv);
         }
-        let out = tokenizer
-            .tokenize_batch(&batch, &shape, end - start, f)
-            .map_err(|(k, e)| match k {
-                Some(k) => anyhow::anyhow!("object {}: {e}", source.object_ids()[start + k]),
-                None => anyhow::anyhow!("{e}"),
-            })?;
+        let out = tokenizer.tokenize_batch(&batch, &shape, end - start, f).map_err(|(k, e)| match k {
+            Some(k) => anyhow::anyhow!("object {}: {e}", source.object_ids()[start + k]),
+            None => anyhow::anyhow!("{e}"),
+        })?;
         tokens.extend(out);
     }
     let tokenize_per_sec = n as f64 / t0.elapsed().as_secs_f64();

@@ -83,6 +83,15 @@ pub struct WasmPlugin {
     memory_bytes: usize,
 }
 
+/// `f32`s as little-endian bytes (preallocated: `flat_map` + `collect` cannot size the vector).
+pub fn le_bytes(values: &[f32]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * 4);
+    for v in values {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out
+}
+
 struct State {
     limits: StoreLimits,
 }
@@ -273,7 +282,7 @@ impl Session<'_> {
         if shape.iter().product::<usize>() != input.len() {
             return Err(self.err(&call, format!("input has {} values for shape {shape:?}", input.len())));
         }
-        let ip = self.put(&call, &input.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>())?;
+        let ip = self.put(&call, &le_bytes(input))?;
         let sp = self.put(&call, &Self::shape_bytes(shape))?;
         let op = self.put(&call, &vec![0u8; out.len() * 4])?;
         self.arm_deadline();

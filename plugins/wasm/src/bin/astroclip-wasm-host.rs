@@ -122,7 +122,7 @@ fn serve(dir: &Path) -> std::io::Result<()> {
                 }
                 match error {
                     None => {
-                        let bytes: Vec<u8> = result.iter().flat_map(|v| v.to_le_bytes()).collect();
+                        let bytes = astroclip_plugin_wasm::le_bytes(&result);
                         write_frame(&mut out, &serde_json::json!({"ok": true, "n": n, "len": len}), &bytes)?
                     }
                     Some((i, e)) => {
@@ -146,11 +146,13 @@ fn bench(dir: &Path, len: usize, n: usize) -> Result<(), String> {
     let mut session = plugin.session().map_err(|e| e.to_string())?;
     let shape = [len];
     let out_len = session.output_len(&shape).map_err(|e| e.to_string())?.ok_or("shape not supported")?;
-    let input: Vec<f32> = (0..len).map(|i| (i as f32 * 0.37).sin()).collect();
+    // 256 distinct inputs, cycled: a batch's worth of data, as `serve` sees it.
+    let input: Vec<f32> = (0..256 * len).map(|i| (i as f32 * 0.37).sin()).collect();
     let mut out = vec![0f32; out_len];
     let t = Instant::now();
-    for _ in 0..n {
-        session.tokenize(&input, &shape, &mut out).map_err(|e| e.to_string())?;
+    for k in 0..n {
+        let j = k % 256;
+        session.tokenize(&input[j * len..(j + 1) * len], &shape, &mut out).map_err(|e| e.to_string())?;
     }
     let dt = t.elapsed().as_secs_f64();
     println!("{} {}: {n} inputs of {len} values in {dt:.3} s: {:.0} per s", plugin.id, plugin.version, n as f64 / dt);
