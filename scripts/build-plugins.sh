@@ -15,9 +15,10 @@ for id in "$@"; do
     mkdir -p "$out/$id"
     cp "$lib" "$out/$id/$id.so"
     sha=$(sha256sum "$out/$id/$id.so" | cut -d' ' -f1)
-    kinds='"encoder"'
-    grep -q "impl ArrayTokenizer" "$src/src/lib.rs" && kinds='"tokenizer", "encoder"'
-    grep -q "impl GraphEncoder" "$src/src/lib.rs" || kinds='"tokenizer"'
+    kinds=""
+    for k in "ArrayTokenizer:tokenizer" "GraphEncoder:encoder" "GraphLoss:loss"; do
+        grep -q "impl ${k%%:*} for" "$src/src/lib.rs" && kinds="${kinds:+$kinds, }\"${k##*:}\""
+    done
     modality=$(sed -n 's/.*const MODALITY: &.static str = "\(.*\)";/\1/p' "$src/src/lib.rs" | head -1)
     cat > "$out/$id/plugin.toml" <<TOML
 [plugin]

@@ -438,7 +438,11 @@ fn plugins_verify_handshakes_a_native_plugin() {
 
 /// Builds the photometry encoder plugin directory and the WASM plugin host (no-ops when fresh).
 fn photometry_plugins() -> (PathBuf, PathBuf) {
-    let out = Command::new("bash").arg(repo().join("scripts/build-plugins.sh")).arg("photometry-mlp").output().unwrap();
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/build-plugins.sh"))
+        .args(["photometry-mlp", "tensor-zoo"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     (repo().join("target/plugins/photometry-mlp"), repo().join("plugins/wasm/target/debug/astroclip-wasm-host"))
 }
@@ -496,7 +500,11 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     let base_id = base[0]["id"].as_str().unwrap();
     let emb = home.path().join("runs").join(base_id).join("embeddings.safetensors");
     let before = std::fs::read(&emb).unwrap();
-    let out = bind(&file);
+    // This time with the contrastive loss from a plugin (InfoNCE over the tensor interface).
+    let zoo = repo().join("target/plugins/tensor-zoo");
+    let with_plugin_loss =
+        bind_file(home.path(), &enc, &format!("loss_plugin = \"{}\"\nloss = \"infonce\"\n", zoo.display()));
+    let out = bind(&with_plugin_loss);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read(&emb).unwrap(), before);
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));
@@ -562,6 +570,7 @@ fn conformance_kit_passes_builtins_and_catches_a_broken_plugin() {
     assert!(line("tensor-zoo/mlp", "gradient reaches every parameter").starts_with("ok"), "{t}");
     assert!(line("tensor-zoo/changing", "deterministic").starts_with("FAIL"), "{t}");
     assert!(line("bad-shapes", "builds").starts_with("FAIL") && t.contains("matmul: shapes"), "{t}");
+    assert!(line("loss tensor-zoo/infonce", "matched < shuffled").starts_with("ok"), "{t}");
 }
 
 #[test]

@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use astroclip_core::plugin_encoder::PluginEncoder;
+use astroclip_builtin::infonce::InfoNceConfig;
+use astroclip_core::plugin_encoder::{PluginEncoder, PluginLoss};
+use astroclip_plugin_api::ContrastiveLoss;
 use astroclip_plugin_host::native::NativePlugin;
 use astroclip_plugin_host::{MANIFEST, PluginDir};
 use burn::module::{Module, Param};
@@ -183,10 +185,40 @@ fn shape_errors_come_back_as_data_naming_the_operation() {
     assert_eq!(ok.unwrap().dims(), [2, 5]);
 }
 
+/// The plugin's InfoNCE (written over the tensor interface) equals the built-in one, whose
+/// value and gradient are golden-tested against a float64 port of AstroCLIP's CLIPLoss.
+fn plugin_infonce_matches_builtin(device: &Device) {
+    let device = device.clone().autodiff();
+    let plugin = PluginLoss::init(zoo().loss("infonce").unwrap(), 16, &device).unwrap();
+    let builtin = InfoNceConfig::new().init(&device);
+    let data_a = Tensor::<2>::random([12, 16], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let data_b = Tensor::<2>::random([12, 16], Distribution::Normal(0.0, 1.0), &device).into_data();
+    let run = |f: &dyn Fn(Tensor<2>, Tensor<2>) -> Tensor<1>| {
+        let a = Tensor::<2>::from_data(data_a.clone(), &device).require_grad();
+        let b = Tensor::<2>::from_data(data_b.clone(), &device).require_grad();
+        let l = f(a.clone(), b.clone());
+        let v = values(l.clone());
+        let g = l.backward();
+        (v, values(a.grad(&g).unwrap()), values(b.grad(&g).unwrap()))
+    };
+    let p = run(&|a, b| plugin.try_loss(a, b).unwrap());
+    let d = run(&|a, b| builtin.loss(a, b));
+    close(&p.0, &d.0, 1e-5, "loss");
+    close(&p.1, &d.1, 1e-4, "dL/da");
+    close(&p.2, &d.2, 1e-4, "dL/db");
+    assert!(p.0[0] > 0.5, "{p:?}");
+}
+
+#[test]
+fn plugin_infonce_matches_the_builtin_on_flex() {
+    plugin_infonce_matches_builtin(&Device::flex());
+}
+
 #[cfg(feature = "tch")]
 #[test]
 #[allow(deprecated)]
 fn tch_backend_plugin_encoder_gradients_and_training() {
+    plugin_infonce_matches_builtin(&Device::libtorch());
     gradients_match_direct_burn(&Device::libtorch());
     trains("mlp", 6, &Device::libtorch());
     trains("attention", 4 * 8, &Device::libtorch());

@@ -90,8 +90,14 @@ pub struct BindTrain {
     pub lr: f64,
     pub warmup_steps: usize,
     pub weight_decay: f64,
-    /// InfoNCE logit scale (AstroCLIP: 15.5, fixed).
+    /// InfoNCE logit scale (AstroCLIP: 15.5, fixed) of the built-in loss.
     pub logit_scale: f64,
+    /// A contrastive loss from a plugin (id or directory) instead of the built-in InfoNCE;
+    /// `loss` names it within the plugin.
+    #[serde(default)]
+    pub loss_plugin: String,
+    #[serde(default = "default_loss")]
+    pub loss: String,
     /// Frozen modalities the new one is aligned to (`image`, `spectrum`); losses are averaged.
     pub bind_to: Vec<String>,
     pub seed: u64,
@@ -103,6 +109,32 @@ pub struct BindTrain {
 pub struct BindEval {
     pub k: usize,
     pub recall_at: Vec<usize>,
+}
+
+fn default_loss() -> String {
+    "infonce".into()
+}
+
+/// The binding loss: the built-in InfoNCE or a plugin's.
+enum BindLoss {
+    Builtin(astroclip_builtin::infonce::InfoNce),
+    Plugin(crate::plugin_encoder::PluginLoss),
+}
+
+impl BindLoss {
+    fn info(&self) -> ComponentInfo {
+        match self {
+            BindLoss::Builtin(l) => l.info(),
+            BindLoss::Plugin(l) => l.info(),
+        }
+    }
+
+    fn loss(&self, a: Tensor<2>, b: Tensor<2>) -> anyhow::Result<Tensor<1>> {
+        Ok(match self {
+            BindLoss::Builtin(l) => l.loss(a, b),
+            BindLoss::Plugin(l) => l.try_loss(a, b)?,
+        })
+    }
 }
 
 pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
@@ -486,7 +518,19 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     dev.seed(cfg.train.seed);
     let dev = dev.autodiff();
     let mut encoder = PluginEncoder::init(encoder_entry, f, dim, &dev)?;
-    let loss_fn = InfoNceConfig::new().with_logit_scale(cfg.train.logit_scale).init(&dev);
+    let loss_fn = if cfg.train.loss_plugin.is_empty() {
+        if cfg.train.loss != "infonce" {
+            bail!(
+                "train.loss {:?}: the built-in loss is `infonce`; set train.loss_plugin for a plugin's loss",
+                cfg.train.loss
+            );
+        }
+        BindLoss::Builtin(InfoNceConfig::new().with_logit_scale(cfg.train.logit_scale).init(&dev))
+    } else {
+        let d = installed.resolve(&cfg.train.loss_plugin).map_err(|e| anyhow::anyhow!("train.loss_plugin: {e}"))?;
+        let p = NativePlugin::load(&d)?;
+        BindLoss::Plugin(crate::plugin_encoder::PluginLoss::init(p.loss(&cfg.train.loss)?, dim, &dev)?)
+    };
 
     let component_infos: Vec<ComponentInfo> = vec![
         ComponentInfo {
@@ -553,7 +597,7 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
             for m in &t.bind_to {
                 let target = if m == "image" { &stored.image } else { &stored.spectrum };
                 let y = tensor(&gather(&target.values, dim, &idx), idx.len(), dim, &dev);
-                let l = loss_fn.loss(z.clone(), y);
+                let l = loss_fn.loss(z.clone(), y)?;
                 loss = Some(match loss {
                     None => l,
                     Some(a) => a + l,

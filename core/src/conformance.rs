@@ -451,7 +451,12 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
             report.push(&who, "load handshake", true, "interface + toolchain fingerprint + identity");
             let toks = plugin.tokenizers();
             let encs = plugin.encoders();
-            for (kind, have) in [(ComponentKind::Tokenizer, toks.len()), (ComponentKind::Encoder, encs.len())] {
+            let losses = plugin.losses();
+            for (kind, have) in [
+                (ComponentKind::Tokenizer, toks.len()),
+                (ComponentKind::Encoder, encs.len()),
+                (ComponentKind::Loss, losses.len()),
+            ] {
                 let declared = kinds.contains(&kind);
                 if declared || have > 0 {
                     report.push(&who, &format!("declares {kind:?} ↔ exports {have}"), declared == (have > 0), "");
@@ -476,6 +481,12 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
                     Err(e) => {
                         report.push(&format!("encoder {name}"), "builds (input_len, embed 8)", false, e.to_string())
                     }
+                }
+            }
+            for (name, l) in losses {
+                match crate::plugin_encoder::PluginLoss::init(l, 16, &device) {
+                    Ok(loss) => check_loss(&format!("{}/{name}", dir.id()), &loss, &device, report),
+                    Err(e) => report.push(&format!("loss {name}"), "evaluates on a (4, 16) pair", false, e.to_string()),
                 }
             }
         }

@@ -18,8 +18,8 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use astroclip_plugin_api::{ComponentInfo, ComponentKind, ModalityEncoder};
-use astroclip_plugin_host::native::NativeEncoder;
-use astroclip_plugin_sdk::tensor::{EncoderV1, Handle, TensorApiV1, along, binary, init, scalar, unary};
+use astroclip_plugin_host::native::{NativeEncoder, NativeLoss};
+use astroclip_plugin_sdk::tensor::{EncoderV1, Handle, LossV1, TensorApiV1, along, binary, init, scalar, unary};
 use astroclip_plugin_sdk::{ErrBuf, Str};
 use burn::module::{Module, Param};
 use burn::tensor::activation::{gelu, log_softmax, relu, sigmoid, softmax, tanh};
@@ -29,8 +29,8 @@ use burn::tensor::{Device, Distribution, Tensor};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TensorError {
-    #[error("plugin {id} {version}, encoder {encoder}: {detail}")]
-    Plugin { id: String, version: String, encoder: String, detail: String },
+    #[error("plugin {id} {version}, {component}: {detail}")]
+    Plugin { id: String, version: String, component: String, detail: String },
 }
 
 /// What the host knows of one plugin encoder.
@@ -444,26 +444,51 @@ unsafe extern "C" fn h_conv2d(ctx: *mut c_void, x: Handle, w: Handle, b: Handle,
     call(ctx, |c| c.conv2d(x, w, b, stride, pad))
 }
 
-/// Calls the plugin's forward with a fresh context; returns the output and the context's
-/// declared parameters.
+/// A plugin program over the tensor interface.
+#[derive(Clone, Copy)]
+enum Program {
+    Encoder(&'static EncoderV1),
+    Loss(&'static LossV1),
+}
+
+impl Program {
+    fn describe(&self) -> String {
+        // SAFETY: static strings of the plugin, which is never unloaded.
+        unsafe {
+            match self {
+                Program::Encoder(e) => format!("encoder {}", e.name.to_string_lossy()),
+                Program::Loss(l) => format!("loss {}", l.name.to_string_lossy()),
+            }
+        }
+    }
+}
+
+/// Calls the plugin's program on `inputs` with a fresh context; checks the output shape and
+/// returns it (rank-4 storage) with the context's parameters.
 fn run(
-    table: &'static EncoderV1,
+    program: Program,
     spec: (&str, &str),
     expected: &[(String, Vec<usize>)],
     params: Params,
-    input: Tensor<2>,
-    embed_dim: usize,
-) -> Result<(Tensor<2>, Params), TensorError> {
+    inputs: Vec<Tensor<2>>,
+    arg: usize,
+    out_shape: &[usize],
+) -> Result<(Tensor<4>, Params), TensorError> {
     let err_of = |detail: String| TensorError::Plugin {
         id: spec.0.to_string(),
         version: spec.1.to_string(),
-        encoder: unsafe_name(table),
+        component: program.describe(),
         detail,
     };
-    let device = input.device();
-    let [n, d] = input.dims();
+    let device = inputs[0].device();
     let mut ctx = Ctx { device, values: Vec::new(), params, expected, next_param: 0, error: String::new() };
-    let x = ctx.push(input.reshape([1, 1, n, d]), vec![n, d]);
+    let handles: Vec<Handle> = inputs
+        .into_iter()
+        .map(|t| {
+            let [n, d] = t.dims();
+            ctx.push(t.reshape([1, 1, n, d]), vec![n, d])
+        })
+        .collect();
     let api = TensorApiV1 {
         ctx: &mut ctx as *mut Ctx<'_> as *mut c_void,
         last_error: h_last_error,
@@ -486,7 +511,12 @@ fn run(
     let mut out: Handle = 0;
     // SAFETY: the table and the context outlive the call; `out` and `err` are writable; the
     // plugin's trampoline catches its own panics (interface contract, checked at load).
-    let code = unsafe { (table.forward)(&api, x, embed_dim, &mut out, &mut err) };
+    let code = unsafe {
+        match program {
+            Program::Encoder(e) => (e.forward)(&api, handles[0], arg, &mut out, &mut err),
+            Program::Loss(l) => (l.loss)(&api, handles[0], handles[1], &mut out, &mut err),
+        }
+    };
     if code != astroclip_plugin_sdk::OK {
         let len = err.len.min(msg.len());
         return Err(err_of(format!("forward failed (code {code}): {}", String::from_utf8_lossy(&msg[..len]))));
@@ -499,10 +529,10 @@ fn run(
         )));
     }
     let v = ctx.get(out).map_err(|e| err_of(format!("forward returned a bad handle: {e}")))?;
-    if v.shape != [n, embed_dim] {
-        return Err(err_of(format!("forward returned shape {:?}; expected [{n}, {embed_dim}]", v.shape)));
+    if v.shape != out_shape {
+        return Err(err_of(format!("forward returned shape {:?}; expected {out_shape:?}", v.shape)));
     }
-    let y = v.t.clone().reshape([n, embed_dim]);
+    let y = v.t.clone();
     Ok((y, ctx.params))
 }
 
@@ -518,7 +548,15 @@ impl PluginEncoder {
         let table = enc.table;
         let (id, version) = (enc.plugin_id, enc.plugin_version);
         let probe = Tensor::<2>::zeros([2, input_len], device);
-        let (_, params) = run(table, (id, version), &[], Params::Declare(Vec::new()), probe, embed_dim)?;
+        let (_, params) = run(
+            Program::Encoder(table),
+            (id, version),
+            &[],
+            Params::Declare(Vec::new()),
+            vec![probe],
+            embed_dim,
+            &[2, embed_dim],
+        )?;
         let Params::Declare(declared) = params else { unreachable!("declare mode stays declare") };
         // SAFETY: static strings of the plugin.
         let modality = unsafe { table.modality.to_string_lossy() };
@@ -552,12 +590,22 @@ impl PluginEncoder {
             return Err(TensorError::Plugin {
                 id: s.plugin_id.clone(),
                 version: s.plugin_version.clone(),
-                encoder: s.name.clone(),
+                component: format!("encoder {}", s.name),
                 detail: format!("input has {d} values per object; the encoder was built for {}", s.input_len),
             });
         }
         let params = Params::Use(self.params.iter().map(|p| p.val()).collect());
-        run(s.table, (&s.plugin_id, &s.plugin_version), &s.params, params, input, s.embed_dim).map(|(y, _)| y)
+        let n = input.dims()[0];
+        run(
+            Program::Encoder(s.table),
+            (&s.plugin_id, &s.plugin_version),
+            &s.params,
+            params,
+            vec![input],
+            s.embed_dim,
+            &[n, s.embed_dim],
+        )
+        .map(|(y, _)| y.reshape([n, s.embed_dim]))
     }
 }
 
@@ -580,5 +628,86 @@ impl ModalityEncoder for PluginEncoder {
     /// (the same program on the same shapes; use [`PluginEncoder::try_encode`] to handle it).
     fn encode(&self, input: Tensor<2>) -> Tensor<2> {
         self.try_encode(input).unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// A contrastive loss defined by a plugin over the tensor interface, as a burn module (its
+/// parameters, if it declares any, are trained with the encoders).
+#[derive(Module, Debug)]
+pub struct PluginLoss {
+    params: Vec<Param<Tensor<1>>>,
+    #[module(skip)]
+    spec: Arc<LossSpec>,
+}
+
+#[derive(Clone)]
+pub struct LossSpec {
+    pub plugin_id: String,
+    pub plugin_version: String,
+    pub name: String,
+    pub params: Vec<(String, Vec<usize>)>,
+    table: &'static LossV1,
+}
+
+impl std::fmt::Debug for LossSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {} loss {}", self.plugin_id, self.plugin_version, self.name)
+    }
+}
+
+impl PluginLoss {
+    /// Declares the loss's parameters by evaluating it once on a small random pair.
+    pub fn init(loss: NativeLoss, dim: usize, device: &Device) -> Result<Self, TensorError> {
+        let a = Tensor::<2>::random([4, dim], Distribution::Normal(0.0, 1.0), device);
+        let b = Tensor::<2>::random([4, dim], Distribution::Normal(0.0, 1.0), device);
+        let (_, params) = run(
+            Program::Loss(loss.table),
+            (loss.plugin_id, loss.plugin_version),
+            &[],
+            Params::Declare(Vec::new()),
+            vec![a, b],
+            0,
+            &[1],
+        )?;
+        let Params::Declare(declared) = params else { unreachable!("declare mode stays declare") };
+        // SAFETY: static string of the plugin.
+        let name = unsafe { loss.table.name.to_string_lossy() };
+        let spec = LossSpec {
+            plugin_id: loss.plugin_id.to_string(),
+            plugin_version: loss.plugin_version.to_string(),
+            name,
+            params: declared.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect(),
+            table: loss.table,
+        };
+        Ok(Self { params: declared.into_iter().map(|(_, _, t)| Param::from_tensor(t)).collect(), spec: Arc::new(spec) })
+    }
+
+    pub fn try_loss(&self, a: Tensor<2>, b: Tensor<2>) -> Result<Tensor<1>, TensorError> {
+        let s = &self.spec;
+        let params = Params::Use(self.params.iter().map(|p| p.val()).collect());
+        run(Program::Loss(s.table), (&s.plugin_id, &s.plugin_version), &s.params, params, vec![a, b], 0, &[1])
+            .map(|(y, _)| y.reshape([1]))
+    }
+}
+
+impl astroclip_plugin_api::ContrastiveLoss for PluginLoss {
+    fn info(&self) -> ComponentInfo {
+        ComponentInfo {
+            id: format!("{}/{}", self.spec.plugin_id, self.spec.name),
+            version: self.spec.plugin_version.clone(),
+            kind: ComponentKind::Loss,
+            modality: None,
+        }
+    }
+
+    /// Panics with the plugin's message if the program fails after a successful `init`
+    /// (use [`PluginLoss::try_loss`] to handle it).
+    fn loss(&self, a: Tensor<2>, b: Tensor<2>) -> Tensor<1> {
+        self.try_loss(a, b).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Plugin losses expose no logit scale; 0 marks "not applicable" in the logs.
+    fn logit_scale(&self) -> f32 {
+        0.0
     }
 }

@@ -15,7 +15,7 @@
 use astroclip_plugin_sdk::{
     ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, TOOLCHAIN, TokenizerV1, api_compatible,
     parse_semver,
-    tensor::{EncoderV1, TensorPluginV1},
+    tensor::{EncoderV1, LossV1, TensorPluginV1},
 };
 
 use crate::{Carrier, PluginDir, PluginError};
@@ -27,6 +27,14 @@ pub struct NativePlugin {
     table: &'static PluginV1,
     /// Encoders over the host tensor interface (interface ≥ 1.1 only).
     tensor: Option<&'static TensorPluginV1>,
+}
+
+/// One contrastive loss of a native plugin: a program over the host's tensor interface.
+#[derive(Clone, Copy)]
+pub struct NativeLoss {
+    pub plugin_id: &'static str,
+    pub plugin_version: &'static str,
+    pub table: &'static LossV1,
 }
 
 /// One encoder of a native plugin: a program over the host's tensor interface.
@@ -161,6 +169,40 @@ impl NativePlugin {
                 (name, modality, NativeEncoder { plugin_id: id, plugin_version: version, table: e })
             })
             .collect()
+    }
+
+    /// The plugin's contrastive losses: `(name, loss)`.
+    pub fn losses(&self) -> Vec<(String, NativeLoss)> {
+        let Some(t) = self.tensor else { return Vec::new() };
+        if t.n_losses == 0 || t.losses.is_null() {
+            return Vec::new();
+        }
+        let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
+        let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
+        // SAFETY: `losses` points at `n_losses` static entries of the plugin.
+        let all: &'static [LossV1] = unsafe { std::slice::from_raw_parts(t.losses, t.n_losses) };
+        all.iter()
+            .map(|l| {
+                // SAFETY: static string of the plugin.
+                let name = unsafe { l.name.to_string_lossy() };
+                (name, NativeLoss { plugin_id: id, plugin_version: version, table: l })
+            })
+            .collect()
+    }
+
+    pub fn loss(&self, name: &str) -> Result<NativeLoss, PluginError> {
+        self.losses().into_iter().find(|(n, _)| n == name).map(|(_, l)| l).ok_or_else(|| {
+            let have: Vec<String> = self.losses().into_iter().map(|(n, _)| n).collect();
+            PluginError::Call {
+                id: self.id.clone(),
+                version: self.version.clone(),
+                call: format!("loss {name:?}"),
+                detail: format!(
+                    "no such loss (it has: {})",
+                    if have.is_empty() { "none".into() } else { have.join(", ") }
+                ),
+            }
+        })
     }
 
     pub fn encoder(&self, name: &str) -> Result<NativeEncoder, PluginError> {

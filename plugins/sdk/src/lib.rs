@@ -59,7 +59,7 @@ pub const TOOLCHAIN: &str = concat!(
     env!("ASTROCLIP_SDK_RUSTC"),
     " / ",
     env!("ASTROCLIP_SDK_TARGET"),
-    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40"
+    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40, LossV1 24, TensorPluginV1 32"
 );
 
 /// Return codes of plugin calls.
@@ -263,21 +263,21 @@ pub const fn tokenizer_v1<T: ArrayTokenizer>() -> TokenizerV1 {
 #[macro_export]
 macro_rules! export_plugin {
     (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
-        $crate::export_plugin!(
-            interface: $crate::INTERFACE_VERSION, toolchain: $crate::TOOLCHAIN,
-            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: []
-        );
+        $crate::export_plugin!(id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [], losses: []);
     };
     (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?]) => {
+        $crate::export_plugin!(id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*], losses: []);
+    };
+    (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?], losses: [$($loss:ty),* $(,)?]) => {
         $crate::export_plugin!(
             interface: $crate::INTERFACE_VERSION, toolchain: $crate::TOOLCHAIN,
-            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*]
+            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*], losses: [$($loss),*]
         );
     };
     (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
-        $crate::export_plugin!(interface: $iface, toolchain: $tc, id: $id, version: $ver, tokenizers: [$($tok),*], encoders: []);
+        $crate::export_plugin!(interface: $iface, toolchain: $tc, id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [], losses: []);
     };
-    (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?]) => {
+    (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?], losses: [$($loss:ty),* $(,)?]) => {
         #[unsafe(no_mangle)]
         pub static ASTROCLIP_PLUGIN_INTERFACE: [u8; 32] = $crate::padded::<32>($iface);
         #[unsafe(no_mangle)]
@@ -290,9 +290,12 @@ macro_rules! export_plugin {
             n_tokenizers: __ASTROCLIP_TOKENIZERS.len(),
         };
         static __ASTROCLIP_ENCODERS: &[$crate::tensor::EncoderV1] = &[$($crate::tensor::encoder_v1::<$enc>()),*];
+        static __ASTROCLIP_LOSSES: &[$crate::tensor::LossV1] = &[$($crate::tensor::loss_v1::<$loss>()),*];
         static __ASTROCLIP_TENSOR: $crate::tensor::TensorPluginV1 = $crate::tensor::TensorPluginV1 {
             encoders: __ASTROCLIP_ENCODERS.as_ptr(),
             n_encoders: __ASTROCLIP_ENCODERS.len(),
+            losses: __ASTROCLIP_LOSSES.as_ptr(),
+            n_losses: __ASTROCLIP_LOSSES.len(),
         };
         #[unsafe(no_mangle)]
         pub extern "C" fn astroclip_plugin_v1() -> *const $crate::PluginV1 {
@@ -313,13 +316,15 @@ mod tests {
     fn abi_layout_matches_the_fingerprint() {
         use std::mem::size_of;
         let layout = format!(
-            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}, TensorApiV1 {}, EncoderV1 {}",
+            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}, TensorApiV1 {}, EncoderV1 {}, LossV1 {}, TensorPluginV1 {}",
             size_of::<Str>(),
             size_of::<ErrBuf>(),
             size_of::<TokenizerV1>(),
             size_of::<PluginV1>(),
             size_of::<tensor::TensorApiV1>(),
-            size_of::<tensor::EncoderV1>()
+            size_of::<tensor::EncoderV1>(),
+            size_of::<tensor::LossV1>(),
+            size_of::<tensor::TensorPluginV1>()
         );
         assert!(TOOLCHAIN.ends_with(&layout), "{TOOLCHAIN} vs {layout}");
         assert_eq!(&padded::<8>("1.0.0"), b"1.0.0\0\0\0");

@@ -131,15 +131,28 @@ pub struct EncoderV1 {
     ) -> i32,
 }
 
+/// One contrastive loss of a plugin: `loss` maps two paired batches `(batch, d)` (row i of
+/// `a` paired with row i of `b`) to a scalar of shape `[1]`, through `api`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct LossV1 {
+    pub name: Str,
+    pub loss:
+        unsafe extern "C" fn(api: *const TensorApiV1, a: Handle, b: Handle, out: *mut Handle, err: *mut ErrBuf) -> i32,
+}
+
 /// The table `astroclip_plugin_tensor_v1` returns (plugin interface ≥ 1.1).
 #[repr(C)]
 pub struct TensorPluginV1 {
     pub encoders: *const EncoderV1,
     pub n_encoders: usize,
+    pub losses: *const LossV1,
+    pub n_losses: usize,
 }
 
 // SAFETY: the tables point only at the plugin's immutable static data.
 unsafe impl Sync for EncoderV1 {}
+unsafe impl Sync for LossV1 {}
 unsafe impl Sync for TensorPluginV1 {}
 
 /// A tensor handle in a plugin's program.
@@ -249,6 +262,12 @@ impl<'a> Graph<'a> {
     pub fn relu(&self, a: T) -> Result<T, String> {
         self.unary(unary::RELU, a)
     }
+    pub fn sub(&self, a: T, b: T) -> Result<T, String> {
+        self.binary(binary::SUB, a, b)
+    }
+    pub fn div(&self, a: T, b: T) -> Result<T, String> {
+        self.binary(binary::DIV, a, b)
+    }
     /// A `nn.Linear(d_in, d_out)` layer: parameters `{name}.weight` `(d_in, d_out)` and
     /// `{name}.bias`, PyTorch's default initialisation.
     pub fn dense(&self, x: T, names: (&'static str, &'static str), d_in: usize, d_out: usize) -> Result<T, String> {
@@ -265,6 +284,53 @@ pub trait GraphEncoder {
     /// Builds the embedding of `x` `(batch, input_len)` → `(batch, embed_dim)`. Must declare
     /// the same parameters in the same order on every call (no data-dependent parameters).
     fn forward(g: &Graph<'_>, x: T, embed_dim: usize) -> Result<T, String>;
+}
+
+/// What a plugin author implements for a contrastive loss.
+pub trait GraphLoss {
+    const NAME: &'static str;
+    /// The loss of paired batches `a`, `b` `(batch, d)`; returns a `[1]`-shaped scalar. May
+    /// declare parameters (e.g. a learnable temperature) like an encoder.
+    fn loss(g: &Graph<'_>, a: T, b: T) -> Result<T, String>;
+}
+
+fn finish(result: std::thread::Result<Result<T, String>>, out: *mut Handle, err: *mut ErrBuf) -> i32 {
+    match result {
+        Ok(Ok(t)) => {
+            if !out.is_null() {
+                // SAFETY: the host passes a writable Handle.
+                unsafe { *out = t.0 };
+            }
+            crate::OK
+        }
+        Ok(Err(msg)) => crate::write_err(err, crate::ERR_INPUT, &msg),
+        Err(p) => crate::write_err(err, crate::ERR_PANIC, &format!("panicked: {}", crate::panic_message(p))),
+    }
+}
+
+/// # Safety
+/// `api` must point at the host's table and `out`/`err` at writable values (interface 1.1).
+#[doc(hidden)]
+pub unsafe extern "C" fn loss_trampoline<L: GraphLoss>(
+    api: *const TensorApiV1,
+    a: Handle,
+    b: Handle,
+    out: *mut Handle,
+    err: *mut ErrBuf,
+) -> i32 {
+    let result = std::panic::catch_unwind(|| {
+        // SAFETY: the host passes its live table for the duration of the call.
+        let Some(api) = (unsafe { api.as_ref() }) else { return Err("null tensor table".to_string()) };
+        // SAFETY: same table.
+        let g = unsafe { Graph::new(api) };
+        L::loss(&g, T(a), T(b))
+    });
+    finish(result, out, err)
+}
+
+/// Builds the [`LossV1`] entry of `L`.
+pub const fn loss_v1<L: GraphLoss>() -> LossV1 {
+    LossV1 { name: Str::from_static(L::NAME), loss: loss_trampoline::<L> }
 }
 
 /// # Safety
@@ -284,17 +350,7 @@ pub unsafe extern "C" fn encoder_forward_trampoline<E: GraphEncoder>(
         let g = unsafe { Graph::new(api) };
         E::forward(&g, T(input), embed_dim)
     });
-    match result {
-        Ok(Ok(t)) => {
-            if !out.is_null() {
-                // SAFETY: the host passes a writable Handle.
-                unsafe { *out = t.0 };
-            }
-            crate::OK
-        }
-        Ok(Err(msg)) => crate::write_err(err, crate::ERR_INPUT, &msg),
-        Err(p) => crate::write_err(err, crate::ERR_PANIC, &format!("panicked: {}", crate::panic_message(p))),
-    }
+    finish(result, out, err)
 }
 
 /// Builds the [`EncoderV1`] entry of `E`.

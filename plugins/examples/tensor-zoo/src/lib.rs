@@ -2,7 +2,7 @@
 //! self-attention block, a small CNN) and one that breaks the interface's rule (a program that
 //! changes between calls). Built and loaded by `tests/plugin_tensor.rs`.
 use astroclip_plugin_sdk::export_plugin;
-use astroclip_plugin_sdk::tensor::{Graph, GraphEncoder, T, along, init, unary};
+use astroclip_plugin_sdk::tensor::{Graph, GraphEncoder, GraphLoss, T, along, init, scalar, unary};
 
 /// x → Linear(in, 16) → GELU → LayerNorm → Linear(16, embed).
 pub struct Mlp;
@@ -92,4 +92,36 @@ impl GraphEncoder for BadShapes {
     }
 }
 
-export_plugin!(id: "tensor-zoo", version: "0.1.0", tokenizers: [], encoders: [Mlp, Attention, Cnn, Changing, BadShapes]);
+/// Symmetric InfoNCE (CLIP; AstroCLIP's CLIPLoss) written over the tensor interface, with a
+/// fixed logit scale of 15.5: L = s · â b̂ᵀ, loss = (CE(L) + CE(Lᵀ)) / 2 with labels on the
+/// diagonal, CE(L)_i = logsumexp_j L_ij − L_ii, and L_ii = s · â_i · b̂_i. (No `eps` clamp on
+/// the norms: the host's built-in clamps at 1e-3, which never binds for these inputs.)
+pub struct InfoNce;
+impl GraphLoss for InfoNce {
+    const NAME: &'static str = "infonce";
+    fn loss(g: &Graph<'_>, a: T, b: T) -> Result<T, String> {
+        let unit = |x: T| -> Result<T, String> {
+            let norm = g.unary(unary::SQRT, g.along(along::SUM, g.mul(x, x)?, 1)?)?;
+            g.div(x, norm)
+        };
+        let (a, b) = (unit(a)?, unit(b)?);
+        let n = g.shape(a)?[0];
+        let logits = g.scalar(scalar::MUL, g.matmul(a, g.transpose(b, 0, 1)?)?, 15.5)?;
+        let positive = g.scalar(scalar::MUL, g.along(along::SUM, g.mul(a, b)?, 1)?, 15.5)?; // (n, 1)
+        let lse = |l: T, dim: usize| -> Result<T, String> {
+            g.unary(unary::LOG, g.along(along::SUM, g.unary(unary::EXP, l)?, dim)?)
+        };
+        let rows = g.sub(lse(logits, 1)?, positive)?; // (n, 1)
+        let cols = g.sub(g.transpose(lse(logits, 0)?, 0, 1)?, positive)?; // (n, 1)
+        let total = g.along(along::SUM, g.reshape(g.add(rows, cols)?, &[n])?, 0)?; // (1,)
+        g.scalar(scalar::MUL, total, 0.5 / n as f32)
+    }
+}
+
+export_plugin!(
+    id: "tensor-zoo",
+    version: "0.1.0",
+    tokenizers: [],
+    encoders: [Mlp, Attention, Cnn, Changing, BadShapes],
+    losses: [InfoNce]
+);
