@@ -16,7 +16,7 @@ for id in "$@"; do
     cp "$lib" "$out/$id/$id.so"
     sha=$(sha256sum "$out/$id/$id.so" | cut -d' ' -f1)
     kinds=""
-    for k in "ArrayTokenizer:tokenizer" "GraphEncoder:encoder" "GraphLoss:loss"; do
+    for k in "ArrayTokenizer:tokenizer" "GraphEncoder:encoder" "GraphLoss:loss" "ArrayProbe:probe"; do
         grep -q "impl ${k%%:*} for" "$src/src/lib.rs" && kinds="${kinds:+$kinds, }\"${k##*:}\""
     done
     modality=$(sed -n 's/.*const MODALITY: &.static str = "\(.*\)";/\1/p' "$src/src/lib.rs" | head -1)

@@ -440,7 +440,7 @@ fn plugins_verify_handshakes_a_native_plugin() {
 fn photometry_plugins() -> (PathBuf, PathBuf) {
     let out = Command::new("bash")
         .arg(repo().join("scripts/build-plugins.sh"))
-        .args(["photometry-mlp", "tensor-zoo"])
+        .args(["photometry-mlp", "tensor-zoo", "ridge-probe"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", text(&out));
@@ -458,9 +458,10 @@ fn bind_file(dir: &Path, encoder_plugin: &Path, extra: &str) -> PathBuf {
              [modality]\nname = \"photometry\"\ntokenizer = \"{}\"\nencoder_plugin = \"{}\"\nencoder = \"mlp\"\n\n\
              [train]\nsteps = 120\nbatch_size = 64\nlr = 2e-3\nwarmup_steps = 10\nweight_decay = 0.01\n\
              logit_scale = 15.5\nbind_to = [\"image\", \"spectrum\"]\nseed = 3\nlog_every = 20\n{extra}\n\
-             [eval]\nk = 16\nrecall_at = [1, 10]\n",
+             [eval]\nk = 16\nrecall_at = [1, 10]\nprobe_plugins = [\"{}\"]\n",
             repo().join("plugins/examples/wasm-photometry").display(),
-            encoder_plugin.display()
+            encoder_plugin.display(),
+            repo().join("target/plugins/ridge-probe").display()
         ),
     )
     .unwrap();
@@ -484,6 +485,12 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     };
     // Photometry alone predicts redshift; its embedding is aligned with the frozen ones.
     assert!(row("photometry ")[0] > 0.3, "{t}");
+    // The probe plugin's row is there (ridge regression on the same embeddings).
+    assert!(
+        row("photometry (ridge-probe/ridge)").iter().all(|v| v.is_finite())
+            && row("photometry (ridge-probe/ridge)").len() >= 5,
+        "{t}"
+    );
     let recall = |dir: &str| -> f64 {
         let line = t.lines().find(|l| l.trim_start().starts_with(dir) && l.contains("recall@")).unwrap();
         line.split("recall@10 = ").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap()
@@ -571,6 +578,12 @@ fn conformance_kit_passes_builtins_and_catches_a_broken_plugin() {
     assert!(line("tensor-zoo/changing", "deterministic").starts_with("FAIL"), "{t}");
     assert!(line("bad-shapes", "builds").starts_with("FAIL") && t.contains("matmul: shapes"), "{t}");
     assert!(line("loss tensor-zoo/infonce", "matched < shuffled").starts_with("ok"), "{t}");
+    // A probe from a plugin passes the same probe checks as the built-in k-NN.
+    let out = Command::new("bash").arg(repo().join("scripts/build-plugins.sh")).arg("ridge-probe").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(home.path(), &["plugins", "test", repo().join("target/plugins/ridge-probe").to_str().unwrap()]);
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("probe ridge-probe/ridge") && t.contains(" 0 failed"), "{t}");
 }
 
 #[test]

@@ -29,36 +29,63 @@ fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
 }
 
-/// Builds the example plugin, installs it next to a manifest pinning its SHA-256, loads it.
+/// Builds an example plugin, installs it next to a manifest pinning its SHA-256, loads it.
+fn load_example(name: &str, kinds: &str) -> (tempfile::TempDir, NativePlugin) {
+    use sha2::{Digest, Sha256};
+    let target = root().join("target/plugin-examples");
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(root().join(format!("plugins/examples/{name}/Cargo.toml")))
+        .arg("--target-dir")
+        .arg(&target)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lib = std::fs::read(target.join(format!("debug/libastroclip_plugin_{}.so", name.replace('-', "_")))).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("p.so"), &lib).unwrap();
+    std::fs::write(
+        dir.path().join(MANIFEST),
+        format!(
+            "[plugin]\nid = \"{name}\"\nversion = \"0.1.0\"\napi_version = \"1.1.0\"\nkinds = [{kinds}]\n\n\
+             [entry]\ncarrier = \"native\"\nfile = \"p.so\"\nsha256 = \"{}\"\n",
+            hex::encode(Sha256::digest(&lib))
+        ),
+    )
+    .unwrap();
+    let p = NativePlugin::load(&PluginDir::open(dir.path()).unwrap()).unwrap();
+    (dir, p)
+}
+
 fn zoo() -> &'static NativePlugin {
     static P: OnceLock<(tempfile::TempDir, NativePlugin)> = OnceLock::new();
-    &P.get_or_init(|| {
-        use sha2::{Digest, Sha256};
-        let target = root().join("target/plugin-examples");
-        let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--offline", "--quiet", "--manifest-path"])
-            .arg(root().join("plugins/examples/tensor-zoo/Cargo.toml"))
-            .arg("--target-dir")
-            .arg(&target)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let lib = std::fs::read(target.join("debug/libastroclip_plugin_tensor_zoo.so")).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("zoo.so"), &lib).unwrap();
-        std::fs::write(
-            dir.path().join(MANIFEST),
-            format!(
-                "[plugin]\nid = \"tensor-zoo\"\nversion = \"0.1.0\"\napi_version = \"1.1.0\"\nkinds = [\"encoder\"]\n\n\
-                 [entry]\ncarrier = \"native\"\nfile = \"zoo.so\"\nsha256 = \"{}\"\n",
-                hex::encode(Sha256::digest(&lib))
-            ),
-        )
-        .unwrap();
-        let p = NativePlugin::load(&PluginDir::open(dir.path()).unwrap()).unwrap();
-        (dir, p)
-    })
-    .1
+    &P.get_or_init(|| load_example("tensor-zoo", "\"encoder\", \"loss\"")).1
+}
+
+/// The ridge-probe plugin (array interface) recovers an exact linear relation, refuses bad
+/// input with its message, and keeps its fitted state in the plugin across calls.
+#[test]
+fn a_probe_plugin_fits_and_predicts_through_the_array_interface() {
+    use astroclip_core::plugin_probe::PluginProbe;
+    use astroclip_plugin_api::{Probe, ProbeInput};
+    let (_d, p) = load_example("ridge-probe", "\"probe\"");
+    let (_, probe) = p.probes().into_iter().find(|(n, _)| n == "ridge").unwrap();
+    let mut ridge = PluginProbe::new(probe).unwrap();
+    let (n, d) = (200, 3);
+    let x: Vec<f32> = (0..n * d).map(|i| ((i as f32) * 0.731).sin() * 3.0).collect();
+    let y: Vec<f32> = (0..n).map(|r| 2.0 * x[r * d] - x[r * d + 1] + 0.5).collect();
+    let msg = ridge.predict(ProbeInput::new(&x[..d], 1, d).unwrap()).unwrap_err().to_string();
+    assert!(msg.contains("ridge-probe 0.1.0") && msg.contains("before fit"), "{msg}");
+    ridge.fit(ProbeInput::new(&x, n, d).unwrap(), &y).unwrap();
+    let pred = ridge.predict(ProbeInput::new(&x[..10 * d], 10, d).unwrap()).unwrap();
+    for (a, b) in pred.iter().zip(&y[..10]) {
+        assert!((a - b).abs() < 0.02 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let mut bad = x[..d].to_vec();
+    bad[1] = f32::NAN;
+    let msg = ridge.predict(ProbeInput::new(&bad, 1, d).unwrap()).unwrap_err().to_string();
+    assert!(msg.contains("non-finite query value in row 0 (column 1)"), "{msg}");
+    assert_eq!(ridge.info().id, "ridge-probe/ridge");
 }
 
 fn encoder(name: &str, input: usize, embed: usize, device: &Device) -> PluginEncoder {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use astroclip_builtin::infonce::InfoNceConfig;
-use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, ProbeInput};
+use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, Probe, ProbeInput};
 use astroclip_plugin_host::Installed;
 use astroclip_plugin_host::native::NativePlugin;
 use astroclip_registry::{Metric, NewRun, Registry};
@@ -109,6 +109,10 @@ pub struct BindTrain {
 pub struct BindEval {
     pub k: usize,
     pub recall_at: Vec<usize>,
+    /// Extra probes from plugins (ids or directories; every probe they export), evaluated on
+    /// the new modality's embeddings next to the k-NN probe.
+    #[serde(default)]
+    pub probe_plugins: Vec<String>,
 }
 
 fn default_loss() -> String {
@@ -656,6 +660,25 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
             ("image (frozen)".to_string(), knn_r2(&img, &img, &train_idx, &test_idx, &targets, k)?),
             ("spectrum (frozen)".to_string(), knn_r2(&spec, &spec, &train_idx, &test_idx, &targets, k)?),
         ];
+        let mut r2 = r2;
+        for spec in &cfg.eval.probe_plugins {
+            let d = installed.resolve(spec).map_err(|e| anyhow::anyhow!("eval.probe_plugins: {e}"))?;
+            let p = NativePlugin::load(&d)?;
+            for (name, probe) in p.probes() {
+                let tr = phot_emb.select(&train_idx);
+                let te = phot_emb.select(&test_idx);
+                let mut row = Vec::new();
+                for (prop, y) in &targets {
+                    let mut probe = crate::plugin_probe::PluginProbe::new(probe)?;
+                    let y_train: Vec<f32> = train_idx.iter().map(|&i| y[i]).collect();
+                    let y_test: Vec<f32> = test_idx.iter().map(|&i| y[i]).collect();
+                    probe.fit(ProbeInput::new(&tr.values, tr.n, tr.dim)?, &y_train)?;
+                    let pred = probe.predict(ProbeInput::new(&te.values, te.n, te.dim)?)?;
+                    row.push((prop.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
+                }
+                r2.insert(1, (format!("photometry ({}/{name})", p.id), row));
+            }
+        }
         let (pt, it, st) = (phot_emb.select(&test_idx), img.select(&test_idx), spec.select(&test_idx));
         let recall = vec![
             ("photometry→image".to_string(), retrieval_recall(&pt, &it, &cfg.eval.recall_at)),

@@ -452,10 +452,12 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
             let toks = plugin.tokenizers();
             let encs = plugin.encoders();
             let losses = plugin.losses();
+            let probes = plugin.probes();
             for (kind, have) in [
                 (ComponentKind::Tokenizer, toks.len()),
                 (ComponentKind::Encoder, encs.len()),
                 (ComponentKind::Loss, losses.len()),
+                (ComponentKind::Probe, probes.len()),
             ] {
                 let declared = kinds.contains(&kind);
                 if declared || have > 0 {
@@ -481,6 +483,12 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
                     Err(e) => {
                         report.push(&format!("encoder {name}"), "builds (input_len, embed 8)", false, e.to_string())
                     }
+                }
+            }
+            for (name, p) in probes {
+                match crate::plugin_probe::PluginProbe::new(p) {
+                    Ok(mut probe) => check_probe(&mut probe, report),
+                    Err(e) => report.push(&format!("probe {name}"), "creates a probe", false, e.to_string()),
                 }
             }
             for (name, l) in losses {

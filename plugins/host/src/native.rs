@@ -13,8 +13,8 @@
 #![allow(unsafe_code)]
 
 use astroclip_plugin_sdk::{
-    ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, TOOLCHAIN, TokenizerV1, api_compatible,
-    parse_semver,
+    ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, ProbePluginV1, ProbeV1, TOOLCHAIN, TokenizerV1,
+    api_compatible, parse_semver,
     tensor::{EncoderV1, LossV1, TensorPluginV1},
 };
 
@@ -27,6 +27,16 @@ pub struct NativePlugin {
     table: &'static PluginV1,
     /// Encoders over the host tensor interface (interface ≥ 1.1 only).
     tensor: Option<&'static TensorPluginV1>,
+    /// Probes over the array interface (interface ≥ 1.1 only).
+    probes: Option<&'static ProbePluginV1>,
+}
+
+/// One probe of a native plugin.
+#[derive(Clone, Copy)]
+pub struct NativeProbe {
+    pub plugin_id: &'static str,
+    pub plugin_version: &'static str,
+    pub table: &'static ProbeV1,
 }
 
 /// One contrastive loss of a native plugin: a program over the host's tensor interface.
@@ -121,7 +131,19 @@ impl NativePlugin {
                 dir.version()
             )));
         }
-        let tensor = if parse_semver(&iface).is_some_and(|v| v >= (1, 1, 0)) {
+        let v11 = parse_semver(&iface).is_some_and(|v| v >= (1, 1, 0));
+        let probes = if v11 {
+            // SAFETY: interface ≥ 1.1 defines this symbol's signature; the table is static data.
+            unsafe {
+                match lib.get::<extern "C" fn() -> *const ProbePluginV1>(b"astroclip_plugin_probes_v1\0") {
+                    Ok(f) => f().as_ref(),
+                    Err(_) => None,
+                }
+            }
+        } else {
+            None
+        };
+        let tensor = if v11 {
             // SAFETY: interface ≥ 1.1 defines this symbol's signature; the table is static data.
             unsafe {
                 match lib.get::<extern "C" fn() -> *const TensorPluginV1>(b"astroclip_plugin_tensor_v1\0") {
@@ -132,7 +154,7 @@ impl NativePlugin {
         } else {
             None
         };
-        Ok(Self { id, version, table, tensor })
+        Ok(Self { id, version, table, tensor, probes })
     }
 
     pub fn tokenizers(&self) -> Vec<(String, String, NativeTokenizer)> {
@@ -167,6 +189,25 @@ impl NativePlugin {
                 // SAFETY: static strings of the plugin.
                 let (name, modality) = unsafe { (e.name.to_string_lossy(), e.modality.to_string_lossy()) };
                 (name, modality, NativeEncoder { plugin_id: id, plugin_version: version, table: e })
+            })
+            .collect()
+    }
+
+    /// The plugin's probes: `(name, probe)`.
+    pub fn probes(&self) -> Vec<(String, NativeProbe)> {
+        let Some(t) = self.probes else { return Vec::new() };
+        if t.n_probes == 0 || t.probes.is_null() {
+            return Vec::new();
+        }
+        let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
+        let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
+        // SAFETY: `probes` points at `n_probes` static entries of the plugin.
+        let all: &'static [ProbeV1] = unsafe { std::slice::from_raw_parts(t.probes, t.n_probes) };
+        all.iter()
+            .map(|p| {
+                // SAFETY: static string of the plugin.
+                let name = unsafe { p.name.to_string_lossy() };
+                (name, NativeProbe { plugin_id: id, plugin_version: version, table: p })
             })
             .collect()
     }

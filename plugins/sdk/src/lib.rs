@@ -59,7 +59,7 @@ pub const TOOLCHAIN: &str = concat!(
     env!("ASTROCLIP_SDK_RUSTC"),
     " / ",
     env!("ASTROCLIP_SDK_TARGET"),
-    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40, LossV1 24, TensorPluginV1 32"
+    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40, LossV1 24, TensorPluginV1 32, ProbeV1 48"
 );
 
 /// Return codes of plugin calls.
@@ -137,6 +137,144 @@ pub struct PluginV1 {
 // SAFETY: the tables point only at the plugin's immutable static data.
 unsafe impl Sync for PluginV1 {}
 unsafe impl Sync for TokenizerV1 {}
+
+/// One probe (interface ≥ 1.1): embeddings `(rows, cols)` → one prediction per row. Its
+/// fitted state lives in the plugin behind an opaque pointer the host never dereferences;
+/// `destroy` frees it (the host never frees plugin memory itself).
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct ProbeV1 {
+    pub name: Str,
+    /// A fresh, unfitted probe; null on failure.
+    pub create: unsafe extern "C" fn() -> *mut std::ffi::c_void,
+    pub fit: unsafe extern "C" fn(
+        state: *mut std::ffi::c_void,
+        x: *const f32,
+        rows: usize,
+        cols: usize,
+        y: *const f32,
+        err: *mut ErrBuf,
+    ) -> i32,
+    pub predict: unsafe extern "C" fn(
+        state: *mut std::ffi::c_void,
+        x: *const f32,
+        rows: usize,
+        cols: usize,
+        out: *mut f32,
+        err: *mut ErrBuf,
+    ) -> i32,
+    pub destroy: unsafe extern "C" fn(state: *mut std::ffi::c_void),
+}
+
+/// The table `astroclip_plugin_probes_v1` returns (interface ≥ 1.1).
+#[repr(C)]
+pub struct ProbePluginV1 {
+    pub probes: *const ProbeV1,
+    pub n_probes: usize,
+}
+
+// SAFETY: the tables point only at the plugin's immutable static data.
+unsafe impl Sync for ProbeV1 {}
+unsafe impl Sync for ProbePluginV1 {}
+
+/// What a plugin author implements for a probe.
+pub trait ArrayProbe: Sized {
+    const NAME: &'static str;
+    fn new() -> Self;
+    /// Fits on `x` (`rows × cols`, row-major) and targets `y` (`rows`).
+    fn fit(&mut self, x: &[f32], rows: usize, cols: usize, y: &[f32]) -> Result<(), String>;
+    /// Writes one prediction per row of `x` into `out`.
+    fn predict(&self, x: &[f32], rows: usize, cols: usize, out: &mut [f32]) -> Result<(), String>;
+}
+
+#[doc(hidden)]
+pub unsafe extern "C" fn probe_create<P: ArrayProbe>() -> *mut std::ffi::c_void {
+    std::panic::catch_unwind(|| Box::into_raw(Box::new(P::new())) as *mut std::ffi::c_void)
+        .unwrap_or(std::ptr::null_mut())
+}
+
+#[doc(hidden)]
+pub unsafe extern "C" fn probe_destroy<P: ArrayProbe>(state: *mut std::ffi::c_void) {
+    if !state.is_null() {
+        // SAFETY: `state` came from `probe_create::<P>` and is destroyed once (host contract).
+        let _ = std::panic::catch_unwind(|| drop(unsafe { Box::from_raw(state as *mut P) }));
+    }
+}
+
+/// # Safety
+/// `state` from `create`; `x`/`y` with `rows·cols`/`rows` values; `err` valid (interface 1.1).
+#[doc(hidden)]
+pub unsafe extern "C" fn probe_fit<P: ArrayProbe>(
+    state: *mut std::ffi::c_void,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    y: *const f32,
+    err: *mut ErrBuf,
+) -> i32 {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if state.is_null() || (x.is_null() && rows * cols > 0) || (y.is_null() && rows > 0) {
+            return Err("null buffer or state".to_string());
+        }
+        // SAFETY: host-owned buffers with these exact lengths; `state` is ours (see above).
+        let (p, x, y) = unsafe {
+            (
+                &mut *(state as *mut P),
+                if rows * cols == 0 { &[][..] } else { std::slice::from_raw_parts(x, rows * cols) },
+                if rows == 0 { &[][..] } else { std::slice::from_raw_parts(y, rows) },
+            )
+        };
+        p.fit(x, rows, cols, y)
+    }));
+    match result {
+        Ok(Ok(())) => OK,
+        Ok(Err(msg)) => write_err(err, ERR_INPUT, &msg),
+        Err(p) => write_err(err, ERR_PANIC, &format!("panicked: {}", panic_message(p))),
+    }
+}
+
+/// # Safety
+/// As [`probe_fit`], with `out` writable for `rows` values.
+#[doc(hidden)]
+pub unsafe extern "C" fn probe_predict<P: ArrayProbe>(
+    state: *mut std::ffi::c_void,
+    x: *const f32,
+    rows: usize,
+    cols: usize,
+    out: *mut f32,
+    err: *mut ErrBuf,
+) -> i32 {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        if state.is_null() || (x.is_null() && rows * cols > 0) || (out.is_null() && rows > 0) {
+            return Err("null buffer or state".to_string());
+        }
+        // SAFETY: as in `probe_fit`; `out` is exclusively ours for the call.
+        let (p, x, out) = unsafe {
+            (
+                &*(state as *const P),
+                if rows * cols == 0 { &[][..] } else { std::slice::from_raw_parts(x, rows * cols) },
+                if rows == 0 { &mut [][..] } else { std::slice::from_raw_parts_mut(out, rows) },
+            )
+        };
+        p.predict(x, rows, cols, out)
+    }));
+    match result {
+        Ok(Ok(())) => OK,
+        Ok(Err(msg)) => write_err(err, ERR_INPUT, &msg),
+        Err(p) => write_err(err, ERR_PANIC, &format!("panicked: {}", panic_message(p))),
+    }
+}
+
+/// Builds the [`ProbeV1`] entry of `P`.
+pub const fn probe_v1<P: ArrayProbe>() -> ProbeV1 {
+    ProbeV1 {
+        name: Str::from_static(P::NAME),
+        create: probe_create::<P>,
+        fit: probe_fit::<P>,
+        predict: probe_predict::<P>,
+        destroy: probe_destroy::<P>,
+    }
+}
 
 /// A NUL-padded fixed-size string for the exported version and toolchain symbols.
 pub const fn padded<const N: usize>(s: &str) -> [u8; N] {
@@ -262,22 +400,27 @@ pub const fn tokenizer_v1<T: ArrayTokenizer>() -> TokenizerV1 {
 /// plugins.)
 #[macro_export]
 macro_rules! export_plugin {
-    (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
-        $crate::export_plugin!(id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [], losses: []);
-    };
-    (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?]) => {
-        $crate::export_plugin!(id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*], losses: []);
-    };
-    (id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?], losses: [$($loss:ty),* $(,)?]) => {
+    (
+        id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]
+        $(, encoders: [$($enc:ty),* $(,)?])?
+        $(, losses: [$($loss:ty),* $(,)?])?
+        $(, probes: [$($probe:ty),* $(,)?])?
+        $(,)?
+    ) => {
         $crate::export_plugin!(
             interface: $crate::INTERFACE_VERSION, toolchain: $crate::TOOLCHAIN,
-            id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [$($enc),*], losses: [$($loss),*]
+            id: $id, version: $ver, tokenizers: [$($tok),*]
+            $(, encoders: [$($enc),*])? $(, losses: [$($loss),*])? $(, probes: [$($probe),*])?
         );
     };
-    (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]) => {
-        $crate::export_plugin!(interface: $iface, toolchain: $tc, id: $id, version: $ver, tokenizers: [$($tok),*], encoders: [], losses: []);
-    };
-    (interface: $iface:expr, toolchain: $tc:expr, id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?], encoders: [$($enc:ty),* $(,)?], losses: [$($loss:ty),* $(,)?]) => {
+    (
+        interface: $iface:expr, toolchain: $tc:expr,
+        id: $id:literal, version: $ver:literal, tokenizers: [$($tok:ty),* $(,)?]
+        $(, encoders: [$($enc:ty),* $(,)?])?
+        $(, losses: [$($loss:ty),* $(,)?])?
+        $(, probes: [$($probe:ty),* $(,)?])?
+        $(,)?
+    ) => {
         #[unsafe(no_mangle)]
         pub static ASTROCLIP_PLUGIN_INTERFACE: [u8; 32] = $crate::padded::<32>($iface);
         #[unsafe(no_mangle)]
@@ -289,13 +432,18 @@ macro_rules! export_plugin {
             tokenizers: __ASTROCLIP_TOKENIZERS.as_ptr(),
             n_tokenizers: __ASTROCLIP_TOKENIZERS.len(),
         };
-        static __ASTROCLIP_ENCODERS: &[$crate::tensor::EncoderV1] = &[$($crate::tensor::encoder_v1::<$enc>()),*];
-        static __ASTROCLIP_LOSSES: &[$crate::tensor::LossV1] = &[$($crate::tensor::loss_v1::<$loss>()),*];
+        static __ASTROCLIP_ENCODERS: &[$crate::tensor::EncoderV1] = &[$($($crate::tensor::encoder_v1::<$enc>()),*)?];
+        static __ASTROCLIP_LOSSES: &[$crate::tensor::LossV1] = &[$($($crate::tensor::loss_v1::<$loss>()),*)?];
         static __ASTROCLIP_TENSOR: $crate::tensor::TensorPluginV1 = $crate::tensor::TensorPluginV1 {
             encoders: __ASTROCLIP_ENCODERS.as_ptr(),
             n_encoders: __ASTROCLIP_ENCODERS.len(),
             losses: __ASTROCLIP_LOSSES.as_ptr(),
             n_losses: __ASTROCLIP_LOSSES.len(),
+        };
+        static __ASTROCLIP_PROBES: &[$crate::ProbeV1] = &[$($($crate::probe_v1::<$probe>()),*)?];
+        static __ASTROCLIP_PROBE_TABLE: $crate::ProbePluginV1 = $crate::ProbePluginV1 {
+            probes: __ASTROCLIP_PROBES.as_ptr(),
+            n_probes: __ASTROCLIP_PROBES.len(),
         };
         #[unsafe(no_mangle)]
         pub extern "C" fn astroclip_plugin_v1() -> *const $crate::PluginV1 {
@@ -304,6 +452,10 @@ macro_rules! export_plugin {
         #[unsafe(no_mangle)]
         pub extern "C" fn astroclip_plugin_tensor_v1() -> *const $crate::tensor::TensorPluginV1 {
             &__ASTROCLIP_TENSOR
+        }
+        #[unsafe(no_mangle)]
+        pub extern "C" fn astroclip_plugin_probes_v1() -> *const $crate::ProbePluginV1 {
+            &__ASTROCLIP_PROBE_TABLE
         }
     };
 }
@@ -316,7 +468,7 @@ mod tests {
     fn abi_layout_matches_the_fingerprint() {
         use std::mem::size_of;
         let layout = format!(
-            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}, TensorApiV1 {}, EncoderV1 {}, LossV1 {}, TensorPluginV1 {}",
+            "Str {}, ErrBuf {}, TokenizerV1 {}, PluginV1 {}, TensorApiV1 {}, EncoderV1 {}, LossV1 {}, TensorPluginV1 {}, ProbeV1 {}",
             size_of::<Str>(),
             size_of::<ErrBuf>(),
             size_of::<TokenizerV1>(),
@@ -324,7 +476,8 @@ mod tests {
             size_of::<tensor::TensorApiV1>(),
             size_of::<tensor::EncoderV1>(),
             size_of::<tensor::LossV1>(),
-            size_of::<tensor::TensorPluginV1>()
+            size_of::<tensor::TensorPluginV1>(),
+            size_of::<ProbeV1>()
         );
         assert!(TOOLCHAIN.ends_with(&layout), "{TOOLCHAIN} vs {layout}");
         assert_eq!(&padded::<8>("1.0.0"), b"1.0.0\0\0\0");
