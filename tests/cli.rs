@@ -529,6 +529,12 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
         "{shown}"
     );
 
+    // The encoder can be a WASM plugin too (tensor interface as imported host functions).
+    let wasm_enc = bind_file(home.path(), &repo().join("plugins/examples/wasm-mlp-encoder"), "");
+    let out = bind(&wasm_enc);
+    let t = text(&out);
+    assert!(out.status.success() && t.contains("photometry→image"), "{t}");
+
     // A misspelt key names the key and file; a missing plugin names what to do; nothing is lost.
     let bad = bind_file(home.path(), &enc, "learning_rate = 1\n");
     let out = bind(&bad);
@@ -541,7 +547,7 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     let out = bind(&missing);
     assert!(!out.status.success() && text(&out).contains("modality.encoder_plugin"), "{}", text(&out));
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));
-    assert_eq!(runs.as_array().unwrap().iter().filter(|r| r["status"] == "finished").count(), 3, "{runs}");
+    assert_eq!(runs.as_array().unwrap().iter().filter(|r| r["status"] == "finished").count(), 4, "{runs}");
 }
 
 #[test]

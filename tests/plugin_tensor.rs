@@ -103,9 +103,31 @@ fn close(a: &[f32], b: &[f32], tol: f32, what: &str) {
     }
 }
 
+/// The example WASM encoder (Zig, `plugins/examples/wasm-mlp-encoder`), run by
+/// `astroclip-wasm-host`; its tensor calls come back over the pipe and run here.
+fn wasm_encoder(input: usize, embed: usize, device: &Device) -> PluginEncoder {
+    let out = std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args(["build", "--offline", "--quiet", "--manifest-path"])
+        .arg(root().join("plugins/wasm/Cargo.toml"))
+        .args(["--bin", "astroclip-wasm-host"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let client = astroclip_core::wasm_client::WasmTokenizer::spawn_with(
+        &root().join("plugins/wasm/target/debug/astroclip-wasm-host"),
+        &root().join("plugins/examples/wasm-mlp-encoder"),
+    )
+    .unwrap();
+    PluginEncoder::init_wasm(client, "test", input, embed, device).unwrap()
+}
+
 fn gradients_match_direct_burn(device: &Device) {
+    gradients_match_direct_burn_for(device, |d| encoder("mlp", 6, 5, d));
+}
+
+fn gradients_match_direct_burn_for(device: &Device, make: impl Fn(&Device) -> PluginEncoder) {
     let device = device.clone().autodiff();
-    let enc = encoder("mlp", 6, 5, &device);
+    let enc = make(&device);
     let p = enc.named_params();
     let names: Vec<&str> = p.iter().map(|(n, _, _)| n.as_str()).collect();
     assert_eq!(names, ["fc1.weight", "fc1.bias", "norm.weight", "norm.bias", "fc2.weight", "fc2.bias"]);
@@ -175,6 +197,28 @@ fn trains(name: &str, input: usize, device: &Device) {
 #[test]
 fn plugin_mlp_gradients_match_direct_burn_on_flex() {
     gradients_match_direct_burn(&Device::flex());
+}
+
+#[test]
+fn a_wasm_encoder_matches_direct_burn_and_trains_through_the_tensor_interface() {
+    gradients_match_direct_burn_for(&Device::flex(), |d| wasm_encoder(6, 5, d));
+    let device = Device::flex().autodiff();
+    let mut enc = wasm_encoder(6, 4, &device);
+    let x = Tensor::<2>::random([16, 6], Distribution::Normal(0.0, 1.0), &device);
+    let target = Tensor::<2>::random([16, 4], Distribution::Normal(0.0, 1.0), &device);
+    let mut optim = AdamConfig::new().init();
+    let mut losses = Vec::new();
+    for _ in 0..30 {
+        let loss = (enc.try_encode(x.clone()).unwrap() - target.clone()).powf_scalar(2.0).mean();
+        losses.push(values(loss.clone())[0]);
+        let grads = GradientsParams::from_grads(loss.backward(), &enc);
+        enc = optim.step(1e-2, enc, grads);
+    }
+    assert!(losses[29] < 0.7 * losses[0], "wasm mlp: loss {} → {}", losses[0], losses[29]);
+    // A wrong input length is refused before the plugin runs; the host keeps working.
+    let msg = enc.try_encode(Tensor::<2>::zeros([2, 5], &device)).err().unwrap().to_string();
+    assert!(msg.contains("wasm-mlp-encoder 0.1.0") && msg.contains("built for 6"), "{msg}");
+    assert_eq!(enc.try_encode(x).unwrap().dims(), [16, 4]);
 }
 
 #[test]

@@ -235,6 +235,11 @@ impl BindReport {
     }
 }
 
+enum EncoderSource {
+    Native(astroclip_plugin_host::native::NativeEncoder),
+    Wasm(WasmTokenizer),
+}
+
 /// The new modality's tokenizer, from either carrier.
 enum PluginTokenizer {
     Wasm(WasmTokenizer),
@@ -489,8 +494,21 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     let enc_dir =
         installed.resolve(&cfg.modality.encoder_plugin).map_err(|e| anyhow::anyhow!("modality.encoder_plugin: {e}"))?;
     let mut tokenizer = PluginTokenizer::open(&tok_dir, &cfg.modality.name)?;
-    let native = NativePlugin::load(&enc_dir)?;
-    let encoder_entry = native.encoder(&cfg.modality.encoder)?;
+    // The encoder: native (tensor table) or WASM (tensor imports, served over the pipe).
+    let (enc_id, enc_version) = (enc_dir.id().to_string(), enc_dir.version().to_string());
+    let encoder_source = match enc_dir.manifest.entry.carrier {
+        astroclip_plugin_host::Carrier::Native => {
+            let native = NativePlugin::load(&enc_dir)?;
+            EncoderSource::Native(native.encoder(&cfg.modality.encoder)?)
+        }
+        astroclip_plugin_host::Carrier::Wasm => {
+            let client = WasmTokenizer::spawn(&enc_dir.dir)?;
+            if !client.is_encoder {
+                bail!("modality.encoder_plugin: {} {} is a WASM tokenizer, not an encoder", client.id, client.version);
+            }
+            EncoderSource::Wasm(client)
+        }
+    };
 
     let shape = [2, nb];
     let f = tokenizer.output_len(&shape)?.with_context(|| {
@@ -521,7 +539,10 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
     let dev = device::parse(device_name)?;
     dev.seed(cfg.train.seed);
     let dev = dev.autodiff();
-    let mut encoder = PluginEncoder::init(encoder_entry, f, dim, &dev)?;
+    let mut encoder = match encoder_source {
+        EncoderSource::Native(e) => PluginEncoder::init(e, f, dim, &dev)?,
+        EncoderSource::Wasm(c) => PluginEncoder::init_wasm(c, &cfg.modality.name, f, dim, &dev)?,
+    };
     let loss_fn = if cfg.train.loss_plugin.is_empty() {
         if cfg.train.loss != "infonce" {
             bail!(
@@ -564,10 +585,7 @@ pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<Bi
         "plugins.tokenizer".into(),
         format!("{} {} sha256 {}", tokenizer.id(), tokenizer.version(), tok_dir.manifest.entry.sha256),
     ));
-    params.push((
-        "plugins.encoder".into(),
-        format!("{} {} sha256 {}", native.id, native.version, enc_dir.manifest.entry.sha256),
-    ));
+    params.push(("plugins.encoder".into(), format!("{enc_id} {enc_version} sha256 {}", enc_dir.manifest.entry.sha256)));
     params.push(("modality.input_len".into(), f.to_string()));
     registry.log_params(&run_id, &params)?;
 

@@ -499,6 +499,30 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
             }
         }
         Carrier::Wasm => match crate::wasm_client::WasmTokenizer::spawn(&dir.dir) {
+            Ok(t) if t.is_encoder => {
+                report.push(
+                    &who,
+                    "load handshake (sandboxed host)",
+                    true,
+                    "interface section + tensor-interface imports only",
+                );
+                let device = Device::flex().autodiff();
+                let name = format!("{} (wasm)", dir.id());
+                match crate::plugin_encoder::PluginEncoder::init_wasm(t, &modality, input_len, 8, &device) {
+                    Ok(e) => check_encoder(
+                        &name,
+                        &e,
+                        |m, x| m.try_encode(x).map_err(|e| e.to_string()),
+                        input_len,
+                        8,
+                        &device,
+                        report,
+                    ),
+                    Err(e) => {
+                        report.push(&format!("encoder {name}"), "builds (input_len, embed 8)", false, e.to_string())
+                    }
+                }
+            }
             Ok(t) => {
                 report.push(&who, "load handshake (sandboxed host)", true, "interface section + no imports");
                 check_tokenizer(&mut WasmTok(t, modality), deadline, report);

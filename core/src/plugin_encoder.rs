@@ -44,7 +44,7 @@ pub struct EncoderSpec {
     pub input_len: usize,
     /// Declared parameters, in declaration order.
     pub params: Vec<(String, Vec<usize>)>,
-    table: &'static EncoderV1,
+    program: Program,
 }
 
 impl std::fmt::Debug for EncoderSpec {
@@ -344,6 +344,59 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// One tensor-interface call arriving over RPC (WASM plugins, from `astroclip-wasm-host`):
+    /// positional JSON arguments in the order of the native table; answers `{"h": handle}`,
+    /// `{"shape": [..]}` or `{"error": message}`.
+    fn dispatch(&mut self, call: &str, args: &serde_json::Value) -> serde_json::Value {
+        let a = |i: usize| {
+            args.get(i)
+                .and_then(|v| v.as_u64())
+                .ok_or_else(|| format!("{call}: argument {i} missing or not an integer"))
+        };
+        let f = |i: usize| {
+            args.get(i)
+                .and_then(|v| v.as_f64())
+                .map(|v| v as f32)
+                .ok_or_else(|| format!("{call}: argument {i} is not a number"))
+        };
+        let list = |i: usize| -> R<Vec<u64>> {
+            args.get(i)
+                .and_then(|v| v.as_array())
+                .and_then(|v| v.iter().map(|x| x.as_u64()).collect::<Option<Vec<u64>>>())
+                .ok_or_else(|| format!("{call}: argument {i} is not a list of integers"))
+        };
+        let us = |v: Vec<u64>| v.into_iter().map(|x| x as usize).collect::<Vec<usize>>();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> R<serde_json::Value> {
+            let h = |r: R<Handle>| r.map(|h| serde_json::json!({ "h": h }));
+            match call {
+                "param" => {
+                    let name = args.get(0).and_then(|v| v.as_str()).ok_or("param: name missing")?.to_string();
+                    h(self.param(&name, &us(list(1)?), a(2)? as u32, f(3)?))
+                }
+                "shape" => Ok(serde_json::json!({ "shape": self.get(a(0)?)?.shape })),
+                "unary" => h(self.unary(a(0)? as u32, a(1)?)),
+                "binary" => h(self.binary(a(0)? as u32, a(1)?, a(2)?)),
+                "scalar" => h(self.scalar(a(0)? as u32, a(1)?, f(2)?)),
+                "along" => h(self.along(a(0)? as u32, a(1)?, a(2)? as usize)),
+                "reshape" => h(self.reshape(a(0)?, &us(list(1)?))),
+                "transpose" => h(self.transpose(a(0)?, a(1)? as usize, a(2)? as usize)),
+                "slice" => h(self.slice(a(0)?, a(1)? as usize, a(2)? as usize, a(3)? as usize)),
+                "concat" => h(self.concat(&list(0)?, a(1)? as usize)),
+                "linear" => h(self.linear(a(0)?, a(1)?, a(2)?)),
+                "layer_norm" => h(self.layer_norm(a(0)?, a(1)?, a(2)?, f(3)?)),
+                "conv2d" => h(self.conv2d(a(0)?, a(1)?, a(2)?, a(3)? as usize, a(4)? as usize)),
+                other => Err(format!("unknown tensor-interface call {other:?}")),
+            }
+        }));
+        match result {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => serde_json::json!({ "error": e }),
+            Err(_) => serde_json::json!({ "error": format!("{call}: the backend refused the operation") }),
+        }
+    }
+}
+
 /// Runs `f` on the context behind `ctx`, turning errors and panics into handle 0 + message.
 fn call(ctx: *mut c_void, f: impl FnOnce(&mut Ctx<'_>) -> R<Handle>) -> Handle {
     // SAFETY: `ctx` is the `Ctx` the host put into the table for this forward; the plugin
@@ -445,10 +498,12 @@ unsafe extern "C" fn h_conv2d(ctx: *mut c_void, x: Handle, w: Handle, b: Handle,
 }
 
 /// A plugin program over the tensor interface.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Program {
     Encoder(&'static EncoderV1),
     Loss(&'static LossV1),
+    /// A WASM encoder, run by `astroclip-wasm-host`; its tensor calls come back over the pipe.
+    Wasm(Arc<std::sync::Mutex<crate::wasm_client::WasmTokenizer>>, String),
 }
 
 impl Program {
@@ -458,6 +513,7 @@ impl Program {
             match self {
                 Program::Encoder(e) => format!("encoder {}", e.name.to_string_lossy()),
                 Program::Loss(l) => format!("loss {}", l.name.to_string_lossy()),
+                Program::Wasm(_, name) => format!("encoder {name} (wasm)"),
             }
         }
     }
@@ -511,15 +567,32 @@ fn run(
     let mut out: Handle = 0;
     // SAFETY: the table and the context outlive the call; `out` and `err` are writable; the
     // plugin's trampoline catches its own panics (interface contract, checked at load).
-    let code = unsafe {
-        match program {
-            Program::Encoder(e) => (e.forward)(&api, handles[0], arg, &mut out, &mut err),
-            Program::Loss(l) => (l.loss)(&api, handles[0], handles[1], &mut out, &mut err),
+    let code = match &program {
+        // SAFETY: see above.
+        Program::Encoder(e) => unsafe { (e.forward)(&api, handles[0], arg, &mut out, &mut err) },
+        // SAFETY: see above.
+        Program::Loss(l) => unsafe { (l.loss)(&api, handles[0], handles[1], &mut out, &mut err) },
+        Program::Wasm(client, _) => {
+            let mut client = client.lock().unwrap_or_else(|p| p.into_inner());
+            match client.encode(handles[0], arg, |call, args| ctx.dispatch(call, args)) {
+                Ok(h) => {
+                    out = h;
+                    astroclip_plugin_sdk::OK
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    let n = m.len().min(msg.len());
+                    msg[..n].copy_from_slice(&m.as_bytes()[..n]);
+                    err.len = n;
+                    astroclip_plugin_sdk::ERR_INPUT
+                }
+            }
         }
     };
     if code != astroclip_plugin_sdk::OK {
         let len = err.len.min(msg.len());
-        return Err(err_of(format!("forward failed (code {code}): {}", String::from_utf8_lossy(&msg[..len]))));
+        let detail = String::from_utf8_lossy(&msg[..len]).into_owned();
+        return Err(err_of(format!("forward failed (code {code}): {detail}")));
     }
     if matches!(ctx.params, Params::Use(_)) && ctx.next_param != expected.len() {
         return Err(err_of(format!(
@@ -546,10 +619,49 @@ impl PluginEncoder {
     /// `input_len`-long inputs, and checks that it returns `(2, embed_dim)`.
     pub fn init(enc: NativeEncoder, input_len: usize, embed_dim: usize, device: &Device) -> Result<Self, TensorError> {
         let table = enc.table;
-        let (id, version) = (enc.plugin_id, enc.plugin_version);
+        // SAFETY: static strings of the plugin.
+        let modality = unsafe { table.modality.to_string_lossy() };
+        Self::build(
+            Program::Encoder(table),
+            enc.plugin_id,
+            enc.plugin_version,
+            unsafe_name(table),
+            modality,
+            input_len,
+            embed_dim,
+            device,
+        )
+    }
+
+    /// The encoder of a WASM plugin, run by `astroclip-wasm-host` (its tensor-interface calls
+    /// are imported host functions, answered by this process over the pipe).
+    pub fn init_wasm(
+        client: crate::wasm_client::WasmTokenizer,
+        modality: &str,
+        input_len: usize,
+        embed_dim: usize,
+        device: &Device,
+    ) -> Result<Self, TensorError> {
+        let (id, version) = (client.id.clone(), client.version.clone());
+        let name = id.clone();
+        let program = Program::Wasm(Arc::new(std::sync::Mutex::new(client)), name.clone());
+        Self::build(program, &id, &version, name, modality.to_string(), input_len, embed_dim, device)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        program: Program,
+        id: &str,
+        version: &str,
+        name: String,
+        modality: String,
+        input_len: usize,
+        embed_dim: usize,
+        device: &Device,
+    ) -> Result<Self, TensorError> {
         let probe = Tensor::<2>::zeros([2, input_len], device);
         let (_, params) = run(
-            Program::Encoder(table),
+            program.clone(),
             (id, version),
             &[],
             Params::Declare(Vec::new()),
@@ -558,17 +670,15 @@ impl PluginEncoder {
             &[2, embed_dim],
         )?;
         let Params::Declare(declared) = params else { unreachable!("declare mode stays declare") };
-        // SAFETY: static strings of the plugin.
-        let modality = unsafe { table.modality.to_string_lossy() };
         let spec = EncoderSpec {
             plugin_id: id.to_string(),
             plugin_version: version.to_string(),
-            name: unsafe_name(table),
+            name,
             modality,
             embed_dim,
             input_len,
             params: declared.iter().map(|(n, s, _)| (n.clone(), s.clone())).collect(),
-            table,
+            program,
         };
         Ok(Self { params: declared.into_iter().map(|(_, _, t)| Param::from_tensor(t)).collect(), spec: Arc::new(spec) })
     }
@@ -597,7 +707,7 @@ impl PluginEncoder {
         let params = Params::Use(self.params.iter().map(|p| p.val()).collect());
         let n = input.dims()[0];
         run(
-            Program::Encoder(s.table),
+            s.program.clone(),
             (&s.plugin_id, &s.plugin_version),
             &s.params,
             params,

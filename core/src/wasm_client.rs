@@ -49,6 +49,8 @@ pub fn host_binary() -> PathBuf {
 pub struct WasmTokenizer {
     pub id: String,
     pub version: String,
+    /// The module is an encoder over the tensor interface (not a tokenizer).
+    pub is_encoder: bool,
     dir: String,
     child: Child,
     input: BufWriter<ChildStdin>,
@@ -80,9 +82,13 @@ impl WasmTokenizer {
     /// Starts the host on the plugin directory (manifest, sha256, interface version and
     /// sandbox are checked there, before the plugin runs).
     pub fn spawn(dir: &Path) -> Result<Self, WasmClientError> {
-        let bin = host_binary();
+        Self::spawn_with(&host_binary(), dir)
+    }
+
+    /// As [`WasmTokenizer::spawn`], with an explicit host binary.
+    pub fn spawn_with(bin: &Path, dir: &Path) -> Result<Self, WasmClientError> {
         let d = dir.display().to_string();
-        let mut child = Command::new(&bin)
+        let mut child = Command::new(bin)
             .arg("serve")
             .arg(dir)
             .stdin(Stdio::piped())
@@ -98,7 +104,8 @@ impl WasmTokenizer {
             return Err(WasmClientError::Load { dir: d, detail: hello["error"].as_str().unwrap_or("?").to_string() });
         }
         let s = |k: &str| hello[k].as_str().unwrap_or("?").to_string();
-        Ok(Self { id: s("id"), version: s("version"), dir: d, child, input, output })
+        let is_encoder = hello["encoder"] == true;
+        Ok(Self { id: s("id"), version: s("version"), is_encoder, dir: d, child, input, output })
     }
 
     fn call(
@@ -133,6 +140,49 @@ impl WasmTokenizer {
     pub fn tokenize_batch(&mut self, inputs: &[f32], shape: &[usize], n: usize) -> Result<Vec<f32>, WasmClientError> {
         let (_, out) = self.call(serde_json::json!({"op": "tokenize", "shape": shape, "n": n}), inputs)?;
         Ok(out)
+    }
+}
+
+impl WasmTokenizer {
+    /// Runs the plugin's encoder on host tensor `input`: the WASM module's tensor-interface
+    /// calls arrive here as `{"call": op, "args": [..]}` frames, are answered by `dispatch`
+    /// (which executes them on the host's tensors), until the plugin returns its output handle.
+    pub fn encode(
+        &mut self,
+        input: u64,
+        embed_dim: usize,
+        mut dispatch: impl FnMut(&str, &serde_json::Value) -> serde_json::Value,
+    ) -> Result<u64, WasmClientError> {
+        let io = |dir: &str| {
+            let dir = dir.to_string();
+            move |source| WasmClientError::Io { dir: dir.clone(), source }
+        };
+        frame(&mut self.input, &serde_json::json!({"op": "encode", "input": input, "embed_dim": embed_dim}), &[])
+            .map_err(io(&self.dir))?;
+        loop {
+            let (h, _) = reply(&mut self.output).map_err(io(&self.dir))?;
+            if let Some(call) = h.get("call").and_then(|c| c.as_str()) {
+                let answer = dispatch(call, &h["args"]);
+                frame(&mut self.input, &answer, &[]).map_err(io(&self.dir))?;
+                continue;
+            }
+            if h["ok"] == true {
+                return h["out"].as_u64().ok_or_else(|| WasmClientError::Call {
+                    id: self.id.clone(),
+                    version: self.version.clone(),
+                    detail: format!("plugin {} {}: encode returned no handle", self.id, self.version),
+                    index: None,
+                });
+            }
+            let msg = h["error"].as_str().unwrap_or("?");
+            let named = format!("plugin {} {}", self.id, self.version);
+            return Err(WasmClientError::Call {
+                id: self.id.clone(),
+                version: self.version.clone(),
+                detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
+                index: None,
+            });
+        }
     }
 }
 

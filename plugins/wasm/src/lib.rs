@@ -35,6 +35,28 @@ use wasmtime::{
 
 /// Epoch tick of the deadline clock.
 pub const TICK_MS: u64 = 10;
+/// The import module of the tensor interface for WASM encoders (interface 1.1).
+pub const TENSOR_MODULE: &str = "astroclip_tensor_v1";
+/// Its functions (same operations and argument order as the native `TensorApiV1`; handles
+/// are `i64`, dims `i32`, strings and shapes as guest pointer + length).
+pub const TENSOR_IMPORTS: [&str; 15] = [
+    "last_error",
+    "param",
+    "shape",
+    "unary",
+    "binary",
+    "scalar",
+    "along",
+    "reshape",
+    "transpose",
+    "slice",
+    "concat",
+    "linear",
+    "layer_norm",
+    "conv2d",
+    "log",
+];
+
 /// The custom section holding the interface version.
 pub const VERSION_SECTION: &str = "astroclip_plugin_interface";
 
@@ -171,7 +193,11 @@ impl WasmPlugin {
             )));
         }
         let module = Module::new(engine(), &bytes).map_err(|e| invalid(format!("invalid module: {e:#}")))?;
-        if let Some(imp) = module.imports().next() {
+        // The only host functions a module may import: the tensor interface (for encoders),
+        // each with its exact signature (checked again by the linker at instantiation).
+        if let Some(imp) =
+            module.imports().find(|i| !(i.module() == TENSOR_MODULE && TENSOR_IMPORTS.contains(&i.name())))
+        {
             let (m, n) = (imp.module().to_string(), imp.name().to_string());
             if !(dir.manifest.capabilities.filesystem || dir.manifest.capabilities.network) {
                 return Err(invalid(format!(
@@ -219,6 +245,204 @@ impl WasmPlugin {
             .map_err(|_| missing("tokenize(i32, i32, i32, i32, i32, i32) -> i32"))?;
         let last_error = instance.get_typed_func(&mut store, "last_error").ok();
         Ok(Session { plugin: self, store, memory, alloc, output_len, tokenize, last_error })
+    }
+}
+
+/// Answers a WASM encoder's tensor-interface calls: `call(op, args)` returns the host's JSON
+/// answer (`{"h": n}`, `{"shape": [..]}` or `{"error": msg}`).
+pub type TensorHost = Box<dyn FnMut(&str, serde_json::Value) -> serde_json::Value + Send>;
+
+struct EncoderState {
+    limits: StoreLimits,
+    host: TensorHost,
+    error: String,
+}
+
+/// An instance of a WASM encoder whose tensor calls go to `host`.
+pub struct EncoderSession<'a> {
+    plugin: &'a WasmPlugin,
+    store: Store<EncoderState>,
+    forward: TypedFunc<(i64, i32), i64>,
+}
+
+fn guest_bytes(caller: &mut wasmtime::Caller<'_, EncoderState>, ptr: i32, len: i32) -> Result<Vec<u8>, String> {
+    let mem = caller.get_export("memory").and_then(|e| e.into_memory()).ok_or("the module exports no memory")?;
+    let mut buf = vec![0u8; len.max(0) as usize];
+    mem.read(&*caller, ptr as u32 as usize, &mut buf)
+        .map_err(|_| format!("pointer {:#x} + {len} bytes is outside the guest's memory", ptr as u32))?;
+    Ok(buf)
+}
+
+fn guest_u32s(caller: &mut wasmtime::Caller<'_, EncoderState>, ptr: i32, n: i32) -> Result<Vec<u64>, String> {
+    Ok(guest_bytes(caller, ptr, n.saturating_mul(4))?
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64)
+        .collect())
+}
+
+fn guest_i64s(caller: &mut wasmtime::Caller<'_, EncoderState>, ptr: i32, n: i32) -> Result<Vec<u64>, String> {
+    Ok(guest_bytes(caller, ptr, n.saturating_mul(8))?
+        .chunks_exact(8)
+        .map(|c| u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect())
+}
+
+/// Sends one call to the host; returns the handle, or 0 with the message kept for `last_error`.
+fn host_call(
+    caller: &mut wasmtime::Caller<'_, EncoderState>,
+    op: &str,
+    args: Result<serde_json::Value, String>,
+) -> i64 {
+    let answer = match args {
+        Ok(a) => (caller.data_mut().host)(op, a),
+        Err(e) => serde_json::json!({ "error": format!("{op}: {e}") }),
+    };
+    match answer.get("h").and_then(|h| h.as_u64()) {
+        Some(h) if h > 0 => h as i64,
+        _ => {
+            caller.data_mut().error = answer["error"].as_str().unwrap_or("the host refused the call").to_string();
+            0
+        }
+    }
+}
+
+fn tensor_linker() -> Result<Linker<EncoderState>, wasmtime::Error> {
+    use serde_json::json;
+    use wasmtime::Caller;
+    type C<'a> = Caller<'a, EncoderState>;
+    let mut l: Linker<EncoderState> = Linker::new(engine());
+    let m = TENSOR_MODULE;
+    l.func_wrap(m, "last_error", |mut c: C<'_>, buf: i32, cap: i32| -> i32 {
+        let msg = c.data().error.clone().into_bytes();
+        let n = msg.len().min(cap.max(0) as usize);
+        match c.get_export("memory").and_then(|e| e.into_memory()) {
+            Some(mem) if mem.write(&mut c, buf as u32 as usize, &msg[..n]).is_ok() => n as i32,
+            _ => 0,
+        }
+    })?;
+    l.func_wrap(
+        m,
+        "param",
+        |mut c: C<'_>, name: i32, name_len: i32, shape: i32, ndim: i32, init: i32, scale: f32| -> i64 {
+            let args = guest_bytes(&mut c, name, name_len).and_then(|n| {
+                let shape = guest_u32s(&mut c, shape, ndim)?;
+                Ok(json!([String::from_utf8_lossy(&n), shape, init, scale]))
+            });
+            host_call(&mut c, "param", args)
+        },
+    )?;
+    l.func_wrap(m, "shape", |mut c: C<'_>, h: i64, out: i32, cap: i32| -> i32 {
+        let answer = (c.data_mut().host)("shape", json!([h]));
+        let Some(dims) = answer.get("shape").and_then(|s| s.as_array()).cloned() else {
+            c.data_mut().error = answer["error"].as_str().unwrap_or("shape failed").to_string();
+            return 0;
+        };
+        if dims.len() > cap.max(0) as usize {
+            c.data_mut().error = format!("shape buffer of {cap} too small for {} dims", dims.len());
+            return 0;
+        }
+        let bytes: Vec<u8> = dims.iter().flat_map(|d| (d.as_u64().unwrap_or(0) as u32).to_le_bytes()).collect();
+        match c.get_export("memory").and_then(|e| e.into_memory()) {
+            Some(mem) if mem.write(&mut c, out as u32 as usize, &bytes).is_ok() => dims.len() as i32,
+            _ => {
+                c.data_mut().error = format!("shape output pointer {:#x} is outside the guest's memory", out as u32);
+                0
+            }
+        }
+    })?;
+    l.func_wrap(m, "unary", |mut c: C<'_>, op: i32, a: i64| -> i64 { host_call(&mut c, "unary", Ok(json!([op, a]))) })?;
+    l.func_wrap(m, "binary", |mut c: C<'_>, op: i32, a: i64, b: i64| -> i64 {
+        host_call(&mut c, "binary", Ok(json!([op, a, b])))
+    })?;
+    l.func_wrap(m, "scalar", |mut c: C<'_>, op: i32, a: i64, v: f32| -> i64 {
+        host_call(&mut c, "scalar", Ok(json!([op, a, v])))
+    })?;
+    l.func_wrap(m, "along", |mut c: C<'_>, op: i32, a: i64, dim: i32| -> i64 {
+        host_call(&mut c, "along", Ok(json!([op, a, dim])))
+    })?;
+    l.func_wrap(m, "reshape", |mut c: C<'_>, a: i64, shape: i32, ndim: i32| -> i64 {
+        let args = guest_u32s(&mut c, shape, ndim).map(|s| json!([a, s]));
+        host_call(&mut c, "reshape", args)
+    })?;
+    l.func_wrap(m, "transpose", |mut c: C<'_>, a: i64, d0: i32, d1: i32| -> i64 {
+        host_call(&mut c, "transpose", Ok(json!([a, d0, d1])))
+    })?;
+    l.func_wrap(m, "slice", |mut c: C<'_>, a: i64, dim: i32, start: i32, end: i32| -> i64 {
+        host_call(&mut c, "slice", Ok(json!([a, dim, start, end])))
+    })?;
+    l.func_wrap(m, "concat", |mut c: C<'_>, hs: i32, n: i32, dim: i32| -> i64 {
+        let args = guest_i64s(&mut c, hs, n).map(|h| json!([h, dim]));
+        host_call(&mut c, "concat", args)
+    })?;
+    l.func_wrap(m, "linear", |mut c: C<'_>, x: i64, w: i64, b: i64| -> i64 {
+        host_call(&mut c, "linear", Ok(json!([x, w, b])))
+    })?;
+    l.func_wrap(m, "layer_norm", |mut c: C<'_>, x: i64, g: i64, b: i64, eps: f32| -> i64 {
+        host_call(&mut c, "layer_norm", Ok(json!([x, g, b, eps])))
+    })?;
+    l.func_wrap(m, "conv2d", |mut c: C<'_>, x: i64, w: i64, b: i64, stride: i32, pad: i32| -> i64 {
+        host_call(&mut c, "conv2d", Ok(json!([x, w, b, stride, pad])))
+    })?;
+    // Debug output from the guest goes to the host's stderr, bounded.
+    l.func_wrap(m, "log", |mut c: C<'_>, ptr: i32, len: i32| {
+        if let Ok(b) = guest_bytes(&mut c, ptr, len.min(1024)) {
+            eprintln!("[wasm plugin] {}", String::from_utf8_lossy(&b));
+        }
+    })?;
+    Ok(l)
+}
+
+impl WasmPlugin {
+    /// Whether the module is an encoder (exports `encoder_forward`).
+    pub fn is_encoder(&self) -> bool {
+        self.module.get_export("encoder_forward").is_some()
+    }
+
+    /// Instantiates the module as an encoder whose tensor calls go to `host`, in a fresh
+    /// sandboxed store (same memory cap, deadline per forward, stack limit).
+    pub fn encoder_session(&self, host: TensorHost) -> Result<EncoderSession<'_>, PluginError> {
+        let limits = StoreLimitsBuilder::new()
+            .memory_size(self.memory_bytes)
+            .instances(1)
+            .memories(1)
+            .tables(4)
+            .trap_on_grow_failure(true)
+            .build();
+        let mut store = Store::new(engine(), EncoderState { limits, host, error: String::new() });
+        store.limiter(|s| &mut s.limits);
+        store.set_epoch_deadline(self.deadline_ticks);
+        store.epoch_deadline_trap();
+        let linker = tensor_linker().map_err(|e| call_err(self, "instantiate", format!("{e:#}")))?;
+        let instance = linker
+            .instantiate(&mut store, &self.module)
+            .map_err(|e| call_err(self, "instantiate", describe(self, &e)))?;
+        let forward = instance.get_typed_func(&mut store, "encoder_forward").map_err(|_| {
+            call_err(
+                self,
+                "instantiate",
+                "the module does not export `encoder_forward(i64, i32) -> i64` (interface 1.1)".into(),
+            )
+        })?;
+        Ok(EncoderSession { plugin: self, store, forward })
+    }
+}
+
+impl EncoderSession<'_> {
+    /// Runs the encoder on host tensor `input`; returns the output handle.
+    pub fn forward(&mut self, input: u64, embed_dim: usize) -> Result<u64, PluginError> {
+        let call = format!("encoder_forward (embed_dim {embed_dim})");
+        self.store.set_epoch_deadline(self.plugin.deadline_ticks);
+        self.store.data_mut().error.clear();
+        let h = self
+            .forward
+            .call(&mut self.store, (input as i64, embed_dim as i32))
+            .map_err(|e| call_err(self.plugin, &call, describe(self.plugin, &e)))?;
+        if h <= 0 {
+            let why = std::mem::take(&mut self.store.data_mut().error);
+            let why = if why.is_empty() { "the plugin returned no tensor".to_string() } else { why };
+            return Err(call_err(self.plugin, &call, why));
+        }
+        Ok(h as u64)
     }
 }
 

@@ -149,3 +149,41 @@ fn imports_and_other_interface_versions_are_refused_at_load() {
     assert!(msg.contains("no `astroclip_plugin_interface` custom section"), "{msg}");
     host_still_works();
 }
+
+/// A WASM encoder (tensor interface) that never returns is stopped by the deadline, and one
+/// that hands the host a bad pointer gets an error, not a crash; the host keeps working.
+#[test]
+fn misbehaving_wasm_encoders_are_contained() {
+    let host = || -> astroclip_plugin_wasm::TensorHost { Box::new(|_op, _args| serde_json::json!({"h": 7})) };
+    let enc = |body: &str| {
+        format!(
+            r#"(module
+  (import "astroclip_tensor_v1" "param" (func $param (param i32 i32 i32 i32 i32 f32) (result i64)))
+  (memory (export "memory") 1)
+  (func (export "encoder_forward") (param $x i64) (param $e i32) (result i64) {body})
+  (@custom "astroclip_plugin_interface" "1.1.0")
+)"#
+        )
+    };
+    let (_d, dir) = plugin("loops-enc", &enc("(loop $l (br $l)) (i64.const 0)"), "1.1.0", 200, 16);
+    let p = WasmPlugin::load(&dir).unwrap();
+    assert!(p.is_encoder());
+    let t = Instant::now();
+    let msg = p.encoder_session(host()).unwrap().forward(1, 4).unwrap_err().to_string();
+    assert!(msg.contains("loops-enc 0.3.1") && msg.contains("deadline of 200 ms exceeded"), "{msg}");
+    assert!(t.elapsed().as_secs() < 5);
+    // `param` with a name pointer far outside memory: the host refuses, forward returns 0.
+    let bad =
+        "(call $param (i32.const 0x7ffffff0) (i32.const 16) (i32.const 0) (i32.const 0) (i32.const 0) (f32.const 0))";
+    let (_d, dir) = plugin("bad-ptr-enc", &enc(bad), "1.1.0", 2000, 16);
+    let p = WasmPlugin::load(&dir).unwrap();
+    let msg = p.encoder_session(host()).unwrap().forward(1, 4).unwrap_err().to_string();
+    assert!(msg.contains("bad-ptr-enc 0.3.1") && msg.contains("outside the guest's memory"), "{msg}");
+    // Importing anything outside the tensor interface is refused at load.
+    let other =
+        r#"(module (import "astroclip_tensor_v1" "open_file" (func)) (@custom "astroclip_plugin_interface" "1.1.0"))"#;
+    let (_d, dir) = plugin("sneaky", other, "1.1.0", 2000, 16);
+    let msg = WasmPlugin::load(&dir).err().unwrap().to_string();
+    assert!(msg.contains("imports astroclip_tensor_v1::open_file"), "{msg}");
+    host_still_works();
+}

@@ -15,6 +15,11 @@
 //! The first reply (before any request) describes the plugin: `{"ok":true,"id","version"}` or
 //! the load error. A trapped instance is replaced by a fresh one before the next request.
 //!
+//! Encoders (tensor interface 1.1): `{"op":"encode","input":h,"embed_dim":e}` runs the
+//! module's `encoder_forward`; each tensor operation it imports is forwarded to `astroclip` as
+//! `{"call": op, "args": [..]}` and the answer frame (`{"h": n}` / `{"shape": [..]}` /
+//! `{"error": ..}`) is returned to the guest; the final reply is `{"ok":true,"out":h}`.
+//!
 //! `astroclip-wasm-host bench <plugin dir> --len L --n N` times the plugin in-process.
 
 use std::io::{BufReader, BufWriter, Read, Write};
@@ -53,32 +58,89 @@ fn shape_of(h: &serde_json::Value) -> Option<Vec<usize>> {
     h.get("shape")?.as_array()?.iter().map(|v| v.as_u64().map(|x| x as usize)).collect()
 }
 
+type Io = std::sync::Arc<std::sync::Mutex<(BufReader<std::io::Stdin>, BufWriter<std::io::Stdout>)>>;
+
+/// `{"op":"encode","input":h,"embed_dim":e}`: runs the WASM encoder; each tensor call it makes
+/// goes to `astroclip` as `{"call": op, "args": [..]}` and waits for the answer frame.
+fn encode(plugin: &WasmPlugin, io: &Io, h: &serde_json::Value) -> serde_json::Value {
+    let (Some(input), Some(embed_dim)) = (h["input"].as_u64(), h["embed_dim"].as_u64()) else {
+        return serde_json::json!({"ok": false, "error": "encode needs input and embed_dim"});
+    };
+    let rpc = io.clone();
+    let host: astroclip_plugin_wasm::TensorHost = Box::new(move |op, args| {
+        let mut g = rpc.lock().unwrap_or_else(|p| p.into_inner());
+        let (r, w) = &mut *g;
+        if write_frame(w, &serde_json::json!({"call": op, "args": args}), &[]).is_err() {
+            return serde_json::json!({"error": "the trainer closed the pipe"});
+        }
+        match read_frame(r) {
+            Ok(Some((answer, _))) => answer,
+            _ => serde_json::json!({"error": "the trainer closed the pipe"}),
+        }
+    });
+    let result = plugin.encoder_session(host).and_then(|mut s| s.forward(input, embed_dim as usize));
+    match result {
+        Ok(out) => serde_json::json!({"ok": true, "out": out}),
+        Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+    }
+}
+
 fn serve(dir: &Path) -> std::io::Result<()> {
-    let mut input = BufReader::new(std::io::stdin().lock());
-    let mut out = BufWriter::new(std::io::stdout().lock());
+    let io: Io = std::sync::Arc::new(std::sync::Mutex::new((
+        BufReader::new(std::io::stdin()),
+        BufWriter::new(std::io::stdout()),
+    )));
+    let send = |v: &serde_json::Value, payload: &[u8]| -> std::io::Result<()> {
+        let mut g = io.lock().unwrap_or_else(|p| p.into_inner());
+        write_frame(&mut g.1, v, payload)
+    };
     let plugin = match PluginDir::open(dir).and_then(|d| WasmPlugin::load(&d)) {
         Ok(p) => p,
-        Err(e) => return write_frame(&mut out, &serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+        Err(e) => return send(&serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
     };
-    let mut session = match plugin.session() {
-        Ok(s) => s,
-        Err(e) => return write_frame(&mut out, &serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+    // An encoder module imports the tensor interface; a tokenizer imports nothing.
+    let mut session = if plugin.is_encoder() {
+        None
+    } else {
+        match plugin.session() {
+            Ok(s) => Some(s),
+            Err(e) => return send(&serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+        }
     };
-    write_frame(&mut out, &serde_json::json!({"ok": true, "id": plugin.id, "version": plugin.version}), &[])?;
-    while let Some((h, payload)) = read_frame(&mut input)? {
+    send(
+        &serde_json::json!({"ok": true, "id": plugin.id, "version": plugin.version, "encoder": plugin.is_encoder()}),
+        &[],
+    )?;
+    loop {
+        let frame = {
+            let mut g = io.lock().unwrap_or_else(|p| p.into_inner());
+            read_frame(&mut g.0)?
+        };
+        let Some((h, payload)) = frame else { break };
+        if h.get("op").and_then(|o| o.as_str()) == Some("encode") {
+            send(&encode(&plugin, &io, &h), &[])?;
+            continue;
+        }
+        let Some(session) = session.as_mut() else {
+            send(
+                &serde_json::json!({"ok": false, "error": "this plugin is an encoder; it only answers `encode`"}),
+                &[],
+            )?;
+            continue;
+        };
         let fail =
             |index: Option<usize>, error: String| serde_json::json!({"ok": false, "index": index, "error": error});
         let Some(shape) = shape_of(&h) else {
-            write_frame(&mut out, &fail(None, "request without a shape".into()), &[])?;
+            send(&fail(None, "request without a shape".into()), &[])?;
             continue;
         };
         let mut trapped = false;
         match h.get("op").and_then(|o| o.as_str()) {
             Some("output_len") => match session.output_len(&shape) {
-                Ok(len) => write_frame(&mut out, &serde_json::json!({"ok": true, "len": len.unwrap_or(0)}), &[])?,
+                Ok(len) => send(&serde_json::json!({"ok": true, "len": len.unwrap_or(0)}), &[])?,
                 Err(e) => {
                     trapped = true;
-                    write_frame(&mut out, &fail(None, e.to_string()), &[])?
+                    send(&fail(None, e.to_string()), &[])?
                 }
             },
             Some("tokenize") => {
@@ -87,26 +149,18 @@ fn serve(dir: &Path) -> std::io::Result<()> {
                 let values: Vec<f32> =
                     payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
                 if values.len() != n * per {
-                    write_frame(
-                        &mut out,
-                        &fail(None, format!("payload has {} values for {n} × {shape:?}", values.len())),
-                        &[],
-                    )?;
+                    send(&fail(None, format!("payload has {} values for {n} × {shape:?}", values.len())), &[])?;
                     continue;
                 }
                 let len = match session.output_len(&shape) {
                     Ok(Some(l)) => l,
                     Ok(None) => {
-                        write_frame(
-                            &mut out,
-                            &fail(None, format!("the plugin does not take input shape {shape:?}")),
-                            &[],
-                        )?;
+                        send(&fail(None, format!("the plugin does not take input shape {shape:?}")), &[])?;
                         continue;
                     }
                     Err(e) => {
-                        session = plugin.session().map_err(std::io::Error::other)?;
-                        write_frame(&mut out, &fail(None, e.to_string()), &[])?;
+                        *session = plugin.session().map_err(std::io::Error::other)?;
+                        send(&fail(None, e.to_string()), &[])?;
                         continue;
                     }
                 };
@@ -123,19 +177,19 @@ fn serve(dir: &Path) -> std::io::Result<()> {
                 match error {
                     None => {
                         let bytes = astroclip_plugin_wasm::le_bytes(&result);
-                        write_frame(&mut out, &serde_json::json!({"ok": true, "n": n, "len": len}), &bytes)?
+                        send(&serde_json::json!({"ok": true, "n": n, "len": len}), &bytes)?
                     }
                     Some((i, e)) => {
                         trapped = !e.contains("refused the input");
-                        write_frame(&mut out, &fail(Some(i), e), &[])?
+                        send(&fail(Some(i), e), &[])?
                     }
                 }
             }
-            other => write_frame(&mut out, &fail(None, format!("unknown op {other:?}")), &[])?,
+            other => send(&fail(None, format!("unknown op {other:?}")), &[])?,
         }
         if trapped {
             // A trap may leave the instance's memory inconsistent: start a fresh one.
-            session = plugin.session().map_err(std::io::Error::other)?;
+            *session = plugin.session().map_err(std::io::Error::other)?;
         }
     }
     Ok(())
