@@ -4,7 +4,7 @@
 # astroclip-wasm-host process vs Rust). Prints Markdown tables; one run, same machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/build-plugins.sh photometry-mlp >/dev/null
+scripts/build-plugins.sh photometry-mlp tensor-zoo >/dev/null
 cargo build --workspace --example bench_plugins
 export ASTROCLIP_WASM_HOST=$PWD/plugins/wasm/target/debug/astroclip-wasm-host
 target/debug/examples/bench_plugins target/plugins/photometry-mlp "$PWD"

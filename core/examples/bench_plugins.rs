@@ -54,6 +54,28 @@ impl DirectMlp {
     }
 }
 
+/// tensor-zoo's `mlp` / wasm-mlp-encoder in direct burn.
+#[derive(Module, Debug)]
+struct SmallMlp {
+    fc1: Linear,
+    norm: LayerNorm,
+    fc2: Linear,
+}
+
+impl SmallMlp {
+    fn new(f: usize, e: usize, d: &Device) -> Self {
+        Self {
+            fc1: LinearConfig::new(f, 16).init(d),
+            norm: LayerNormConfig::new(16).with_epsilon(1e-5).init(d),
+            fc2: LinearConfig::new(16, e).init(d),
+        }
+    }
+
+    fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        self.fc2.forward(self.norm.forward(gelu(self.fc1.forward(x))))
+    }
+}
+
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -114,6 +136,22 @@ fn main() -> anyhow::Result<()> {
         let td = time_steps(direct, |m, x| m.forward(x), &x, &y, &d);
         println!("| photometry-mlp train step, batch {batch}, flex | {tp:.3} | {td:.3} | {:.2}× |", tp / td);
     }
+
+    // The small MLP (Linear(d,16) → GELU → LayerNorm → Linear(16,e)) three ways: native plugin
+    // (tensor-zoo `mlp`), WASM plugin (its tensor calls cross the pipe), direct burn.
+    let (d_in, e_out, batch) = (10, 16, 256);
+    let zoo = NativePlugin::load(&PluginDir::open(&repo.join("target/plugins/tensor-zoo"))?)?;
+    let x = Tensor::<2>::random([batch, d_in], Distribution::Normal(0.0, 1.0), &d);
+    let y = Tensor::<2>::random([batch, e_out], Distribution::Normal(0.0, 1.0), &d);
+    let native = PluginEncoder::init(zoo.encoder("mlp")?, d_in, e_out, &d)?;
+    let client = WasmTokenizer::spawn(&repo.join("plugins/examples/wasm-mlp-encoder"))?;
+    let wasm = PluginEncoder::init_wasm(client, "test", d_in, e_out, &d)?;
+    let small = SmallMlp::new(d_in, e_out, &d);
+    let tn = time_steps(native, |m, x| m.try_encode(x).expect("native forward"), &x, &y, &d);
+    let tw = time_steps(wasm, |m, x| m.try_encode(x).expect("wasm forward"), &x, &y, &d);
+    let ts = time_steps(small, |m, x| m.forward(x), &x, &y, &d);
+    println!("| small MLP train step, batch {batch}, native plugin | {tn:.3} | {ts:.3} | {:.2}× |", tn / ts);
+    println!("| small MLP train step, batch {batch}, WASM plugin (tensor calls over the pipe) | {tw:.3} | {ts:.3} | {:.2}× |", tw / ts);
 
     println!();
     println!("| WASM preprocessing | objects/s | Rust reference objects/s | WASM / Rust |");
