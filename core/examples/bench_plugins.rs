@@ -151,7 +151,10 @@ fn main() -> anyhow::Result<()> {
     let tw = time_steps(wasm, |m, x| m.try_encode(x).expect("wasm forward"), &x, &y, &d);
     let ts = time_steps(small, |m, x| m.forward(x), &x, &y, &d);
     println!("| small MLP train step, batch {batch}, native plugin | {tn:.3} | {ts:.3} | {:.2}× |", tn / ts);
-    println!("| small MLP train step, batch {batch}, WASM plugin (tensor calls over the pipe) | {tw:.3} | {ts:.3} | {:.2}× |", tw / ts);
+    println!(
+        "| small MLP train step, batch {batch}, WASM plugin (tensor calls over the pipe) | {tw:.3} | {ts:.3} | {:.2}× |",
+        tw / ts
+    );
 
     println!();
     println!("| WASM preprocessing | objects/s | Rust reference objects/s | WASM / Rust |");

@@ -228,6 +228,22 @@ fn main() {
     }
 }
 
+/// The first-party components, linked into the binary; they pass the same conformance kit
+/// (`astroclip plugins test builtin`).
+fn print_builtins() {
+    println!("\nbuilt-in (linked; `astroclip plugins test builtin` checks them like plugins):");
+    for (id, kind, modality) in [
+        ("legacy-survey-rgb", "tokenizer", "image"),
+        ("specformer-tokens", "tokenizer", "spectrum"),
+        ("resnet", "encoder", "image"),
+        ("specformer", "encoder", "spectrum"),
+        ("infonce", "loss", "-"),
+        ("knn", "probe", "-"),
+    ] {
+        println!("{id:<24} {:<10} {:<7} {kind:<22} {modality:<12} linked", env!("CARGO_PKG_VERSION"), "builtin");
+    }
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
@@ -388,6 +404,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                         println!("{}", serde_json::to_string_pretty(&rows)?);
                     } else if rows.is_empty() {
                         println!("no plugins installed under {}", installed.root().display());
+                        print_builtins();
                     } else {
                         println!(
                             "{:<24} {:<10} {:<7} {:<22} {:<12} status",
@@ -409,6 +426,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                                 r.status
                             );
                         }
+                        print_builtins();
                     }
                 }
                 PluginsCommand::Add { dir, replace } => {
