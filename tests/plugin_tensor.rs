@@ -169,8 +169,12 @@ fn gradients_match_direct_burn_for(device: &Device, make: impl Fn(&Device) -> Pl
 
 /// A few Adam steps fitting random targets: the loss must fall and every parameter move.
 fn trains(name: &str, input: usize, device: &Device) {
+    trains_with(name, input, device, |d| encoder(name, input, 4, d));
+}
+
+fn trains_with(name: &str, input: usize, device: &Device, make: impl Fn(&Device) -> PluginEncoder) -> PluginEncoder {
     let device = device.clone().autodiff();
-    let mut enc = encoder(name, input, 4, &device);
+    let mut enc = make(&device);
     let before: Vec<Vec<f32>> = enc.named_params().into_iter().map(|(_, _, t)| values(t)).collect();
     let x = Tensor::<2>::random([16, input], Distribution::Normal(0.0, 1.0), &device);
     let target = Tensor::<2>::random([16, 4], Distribution::Normal(0.0, 1.0), &device);
@@ -190,8 +194,9 @@ fn trains(name: &str, input: usize, device: &Device) {
     // The trained parameters survive a save/load round trip of the module (checkpoints).
     let dir = tempfile::tempdir().unwrap();
     enc.clone().save_file(dir.path().join("enc.bpk")).unwrap();
-    let fresh = encoder(name, input, 4, &device).try_load_file(dir.path().join("enc.bpk")).unwrap();
+    let fresh = make(&device).try_load_file(dir.path().join("enc.bpk")).unwrap();
     close(&values(fresh.try_encode(x.clone()).unwrap()), &values(enc.try_encode(x).unwrap()), 1e-6, "reloaded");
+    enc
 }
 
 #[test]
@@ -202,19 +207,8 @@ fn plugin_mlp_gradients_match_direct_burn_on_flex() {
 #[test]
 fn a_wasm_encoder_matches_direct_burn_and_trains_through_the_tensor_interface() {
     gradients_match_direct_burn_for(&Device::flex(), |d| wasm_encoder(6, 5, d));
-    let device = Device::flex().autodiff();
-    let mut enc = wasm_encoder(6, 4, &device);
-    let x = Tensor::<2>::random([16, 6], Distribution::Normal(0.0, 1.0), &device);
-    let target = Tensor::<2>::random([16, 4], Distribution::Normal(0.0, 1.0), &device);
-    let mut optim = AdamConfig::new().init();
-    let mut losses = Vec::new();
-    for _ in 0..30 {
-        let loss = (enc.try_encode(x.clone()).unwrap() - target.clone()).powf_scalar(2.0).mean();
-        losses.push(values(loss.clone())[0]);
-        let grads = GradientsParams::from_grads(loss.backward(), &enc);
-        enc = optim.step(1e-2, enc, grads);
-    }
-    assert!(losses[29] < 0.7 * losses[0], "wasm mlp: loss {} → {}", losses[0], losses[29]);
+    let enc = trains_with("wasm mlp", 6, &Device::flex(), |d| wasm_encoder(6, 4, d));
+    let (device, x) = (Device::flex().autodiff(), Tensor::<2>::ones([16, 6], &Device::flex().autodiff()));
     // A wrong input length is refused before the plugin runs; the host keeps working.
     let msg = enc.try_encode(Tensor::<2>::zeros([2, 5], &device)).err().unwrap().to_string();
     assert!(msg.contains("wasm-mlp-encoder 0.1.0") && msg.contains("built for 6"), "{msg}");

@@ -117,14 +117,7 @@ impl WasmTokenizer {
         frame(&mut self.input, &header, payload).map_err(io)?;
         let (h, p) = reply(&mut self.output).map_err(|source| WasmClientError::Io { dir: self.dir.clone(), source })?;
         if h["ok"] != true {
-            let msg = h["error"].as_str().unwrap_or("?");
-            let named = format!("plugin {} {}", self.id, self.version);
-            return Err(WasmClientError::Call {
-                id: self.id.clone(),
-                version: self.version.clone(),
-                detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
-                index: h["index"].as_u64().map(|i| i as usize),
-            });
+            return Err(self.failure(&h));
         }
         Ok((h, p))
     }
@@ -174,14 +167,19 @@ impl WasmTokenizer {
                     index: None,
                 });
             }
-            let msg = h["error"].as_str().unwrap_or("?");
-            let named = format!("plugin {} {}", self.id, self.version);
-            return Err(WasmClientError::Call {
-                id: self.id.clone(),
-                version: self.version.clone(),
-                detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
-                index: None,
-            });
+            return Err(self.failure(&h));
+        }
+    }
+
+    /// The error of a failed reply, naming the plugin (once) and the failing object if any.
+    fn failure(&self, h: &serde_json::Value) -> WasmClientError {
+        let msg = h["error"].as_str().unwrap_or("?");
+        let named = format!("plugin {} {}", self.id, self.version);
+        WasmClientError::Call {
+            id: self.id.clone(),
+            version: self.version.clone(),
+            detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
+            index: h["index"].as_u64().map(|i| i as usize),
         }
     }
 }
