@@ -661,3 +661,92 @@ fn docs_plugins_tutorial_runs() {
     assert!(t.contains("15 checks, 0 failed") && t.contains("installed my-photometry 0.1.0"), "{t}");
     assert!(t.contains("photometry→image") && t.contains("bind-my-photometry"), "{t}");
 }
+
+/// Comparing real (tiny) training runs: --where / --order over params, metrics and tags,
+/// tags and notes, soft delete and restore, and diff.
+#[test]
+fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
+    let home = tempfile::tempdir().unwrap();
+    let train = |scale: &str| {
+        let mut args = vec!["run"];
+        args.extend_from_slice(TINY);
+        let set = format!("loss.logit_scale={scale}");
+        args.extend_from_slice(&["--set", &set]);
+        let out = run(home.path(), &args);
+        assert!(out.status.success(), "{}", text(&out));
+    };
+    train("10.0");
+    train("15.5");
+    let all = json(&run(home.path(), &["runs", "list", "--json"]));
+    let id_of = |scale: &str| -> String {
+        let rows = json(&run(
+            home.path(),
+            &["runs", "list", "--json", "--where", &format!("params.loss.logit_scale = {scale}")],
+        ));
+        assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+        rows[0]["id"].as_str().unwrap().to_string()
+    };
+    let (a, b) = (id_of("10.0"), id_of("15.5"));
+    assert_ne!(a, b);
+    assert_eq!(all.as_array().unwrap().len(), 2);
+
+    // Order by the final training loss, both directions; the column shows the values.
+    let asc = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "metrics.train.loss > 0 and status = finished",
+            "--order",
+            "metrics.train.loss",
+        ],
+    ));
+    let losses: Vec<f64> =
+        asc.as_array().unwrap().iter().map(|r| r["fields"][0][1].as_str().unwrap().parse().unwrap()).collect();
+    assert_eq!(losses.len(), 2);
+    assert!(losses[0] <= losses[1], "{asc}");
+    let desc = json(&run(home.path(), &["runs", "list", "--json", "--order", "-metrics.train.loss"]));
+    assert_eq!(desc[0]["id"], asc[1]["id"]);
+    let table = text(&run(home.path(), &["runs", "list", "--where", "metrics.eval.r2.redshift[source=image] > -100"]));
+    assert!(
+        table.contains("metrics.eval.r2.redshift[source=image]") && table.contains(&a) && table.contains(&b),
+        "{table}"
+    );
+
+    // Tags and notes.
+    assert!(run(home.path(), &["runs", "tag", &a[..8], "team=vision", "stage=baseline"]).status.success());
+    assert!(run(home.path(), &["runs", "note", &a[..8], "fixed scale 10 as an ablation"]).status.success());
+    let tagged = json(&run(home.path(), &["runs", "list", "--json", "--where", "tags.team = vision"]));
+    assert_eq!(tagged.as_array().unwrap().len(), 1);
+    assert_eq!(tagged[0]["id"], a.as_str());
+    let shown = text(&run(home.path(), &["runs", "show", &a]));
+    assert!(shown.contains("note       fixed scale 10 as an ablation") && shown.contains("tag team"), "{shown}");
+    let out = run(home.path(), &["runs", "tag", &a, "no-equals-sign"]);
+    assert!(!out.status.success() && text(&out).contains("not key=value"));
+
+    // Diff: only what differs, unless --all.
+    let d = text(&run(home.path(), &["runs", "diff", &a, &b]));
+    assert!(d.contains("loss.logit_scale") && d.contains("10.0") && d.contains("15.5"), "{d}");
+    assert!(!d.contains("train.batch_size") && d.contains("identical params hidden"), "{d}");
+    assert!(d.contains("train.loss") && d.contains("best (lower is better)") && d.contains("data hash"), "{d}");
+    let d = text(&run(home.path(), &["runs", "diff", &a, &b, "--all"]));
+    assert!(d.contains("train.batch_size"), "{d}");
+    let dj = json(&run(home.path(), &["runs", "diff", &a, &b, "--json"]));
+    assert_eq!(dj["params"].as_array().unwrap().len(), 1, "{dj}");
+
+    // Soft delete and restore: nothing is lost.
+    assert!(run(home.path(), &["runs", "rm", &a]).status.success());
+    let left = json(&run(home.path(), &["runs", "list", "--json"]));
+    assert_eq!(left.as_array().unwrap().len(), 1);
+    let gone = json(&run(home.path(), &["runs", "list", "--json", "--deleted"]));
+    assert_eq!(gone[0]["id"], a.as_str());
+    assert!(text(&run(home.path(), &["runs", "show", &a])).contains("deleted"));
+    assert!(run(home.path(), &["runs", "restore", &a]).status.success());
+    assert_eq!(json(&run(home.path(), &["runs", "list", "--json"])).as_array().unwrap().len(), 2);
+
+    // A bad query names the problem.
+    let out = run(home.path(), &["runs", "list", "--where", "parms.x = 1"]);
+    assert!(!out.status.success() && text(&out).contains("unknown field `parms.x`"), "{}", text(&out));
+}

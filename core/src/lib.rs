@@ -11,6 +11,7 @@ pub mod conformance;
 pub mod data;
 pub mod dataset;
 pub mod device;
+pub mod diff;
 pub mod eval;
 pub mod interrupt;
 pub mod model;

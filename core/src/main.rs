@@ -82,12 +82,49 @@ struct RunArgs {
 
 #[derive(Subcommand, Debug)]
 enum RunsCommand {
-    /// List runs, newest first.
+    /// List runs, newest first; filter with --where, sort with --order (see docs/registry.md).
     List {
         #[arg(long)]
         experiment: Option<String>,
+        /// e.g. "params.loss.logit_scale = 15.5 and metrics.eval.r2.redshift[source=image] > 0.5"
+        #[arg(long = "where", value_name = "QUERY")]
+        filter: Option<String>,
+        /// A field to sort by, ascending; prefix `-` for descending (e.g. -metrics.train.loss).
+        #[arg(long, allow_hyphen_values = true)]
+        order: Option<String>,
+        /// List soft-deleted runs instead.
+        #[arg(long)]
+        deleted: bool,
         #[arg(long)]
         json: bool,
+    },
+    /// Compare runs: differing params, final and best metrics with deltas, components, data.
+    Diff {
+        #[arg(required = true, num_args = 2..)]
+        ids: Vec<String>,
+        /// Show identical params too.
+        #[arg(long)]
+        all: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Set tags on a run: `runs tag <id> key=value [key=value…]` (tags are mutable labels).
+    Tag {
+        id: String,
+        #[arg(required = true)]
+        tags: Vec<String>,
+    },
+    /// Attach a note to a run (the tag `note`).
+    Note { id: String, text: String },
+    /// Soft-delete runs (hidden from lists; nothing is removed; `runs restore` undoes it).
+    Rm {
+        #[arg(required = true)]
+        ids: Vec<String>,
+    },
+    /// Restore soft-deleted runs.
+    Restore {
+        #[arg(required = true)]
+        ids: Vec<String>,
     },
     /// Show one run: configuration, params, latest metrics, artifacts.
     Show {
@@ -244,6 +281,16 @@ fn print_builtins() {
     }
 }
 
+/// `runs rm` / `runs restore`: soft delete only; nothing is ever removed.
+fn soft_delete(reg: &Registry, ids: &[String], restore: bool) -> anyhow::Result<()> {
+    for i in ids {
+        let id = reg.resolve(i)?;
+        reg.set_deleted(&id, !restore)?;
+        println!("{} {id}", if restore { "restored" } else { "deleted (soft; `astroclip runs restore` undoes it)" });
+    }
+    Ok(())
+}
+
 fn dispatch(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => {
@@ -277,31 +324,78 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Runs { command } => {
             let reg = Registry::open(&run::registry_path(&cli.home))?;
             match command {
-                RunsCommand::List { experiment, json } => {
-                    let runs = reg.list_runs(experiment.as_deref())?;
+                RunsCommand::List { experiment, filter, order, deleted, json } => {
+                    let runs = reg.query(filter.as_deref(), order.as_deref(), experiment.as_deref(), deleted)?;
                     if json {
                         println!("{}", serde_json::to_string_pretty(&runs)?);
                     } else {
-                        // The experiment column is as wide as its longest name.
-                        let w = runs.iter().map(|r| r.experiment.chars().count()).max().unwrap_or(0).max(10);
-                        println!(
+                        // The experiment column is as wide as its longest name; one column per
+                        // field the query named.
+                        let w = runs.iter().map(|r| r.summary.experiment.chars().count()).max().unwrap_or(0).max(10);
+                        let fields: Vec<String> =
+                            runs.first().map(|r| r.fields.iter().map(|(k, _)| k.clone()).collect()).unwrap_or_default();
+                        let fw: Vec<usize> = fields.iter().map(|f| f.chars().count().max(10)).collect();
+                        let mut head = format!(
                             "{:<34} {:<w$} {:<9} {:<20} {:>8}",
                             "id", "experiment", "status", "started (UTC)", "secs"
                         );
-                        for r in runs {
+                        for (f, fw) in fields.iter().zip(&fw) {
+                            head.push_str(&format!("  {f:>fw$}"));
+                        }
+                        println!("{head}");
+                        for r in &runs {
+                            let s = &r.summary;
                             let secs =
-                                r.end_ms.map(|e| format!("{:.0}", (e - r.start_ms) as f64 / 1e3)).unwrap_or_default();
-                            println!(
+                                s.end_ms.map(|e| format!("{:.0}", (e - s.start_ms) as f64 / 1e3)).unwrap_or_default();
+                            let mut line = format!(
                                 "{:<34} {:<w$} {:<9} {:<20} {:>8}",
-                                r.id,
-                                r.experiment,
-                                r.status,
-                                fmt_time(r.start_ms),
+                                s.id,
+                                s.experiment,
+                                s.status,
+                                fmt_time(s.start_ms),
                                 secs
                             );
+                            for ((_, v), fw) in r.fields.iter().zip(&fw) {
+                                let v = v.as_deref().map(|v| match v.parse::<f64>() {
+                                    Ok(x) if v.contains('.') => format!("{x:.4}"),
+                                    _ => v.to_string(),
+                                });
+                                line.push_str(&format!("  {:>fw$}", v.unwrap_or_else(|| "—".into())));
+                            }
+                            println!("{line}");
+                        }
+                        if runs.is_empty() {
+                            println!("(no {}runs match)", if deleted { "deleted " } else { "" });
                         }
                     }
                 }
+                RunsCommand::Diff { ids, all, json } => {
+                    let d = astroclip_core::diff::diff(&reg, &ids, all)?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&d)?);
+                    } else {
+                        print!("{}", d.table(all));
+                    }
+                }
+                RunsCommand::Tag { id, tags } => {
+                    let id = reg.resolve(&id)?;
+                    let pairs = tags
+                        .iter()
+                        .map(|t| match t.split_once('=') {
+                            Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_string(), v.to_string())),
+                            _ => Err(anyhow::anyhow!("tag {t:?} is not key=value")),
+                        })
+                        .collect::<anyhow::Result<Vec<_>>>()?;
+                    reg.set_tags(&id, &pairs)?;
+                    println!("tagged {id}: {}", tags.join(", "));
+                }
+                RunsCommand::Note { id, text } => {
+                    let id = reg.resolve(&id)?;
+                    reg.set_tags(&id, &[("note".into(), text)])?;
+                    println!("noted {id}");
+                }
+                RunsCommand::Rm { ids } => soft_delete(&reg, &ids, false)?,
+                RunsCommand::Restore { ids } => soft_delete(&reg, &ids, true)?,
                 RunsCommand::Show { id, json } => {
                     let d = reg.run(&id)?;
                     if json {
@@ -317,6 +411,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                         println!("data hash  {}", s.data_hash.as_deref().unwrap_or("-"));
                         if let Some(m) = &d.message {
                             println!("message    {m}");
+                        }
+                        if let Some(t) = d.deleted_ms {
+                            println!("deleted    {} (soft; `astroclip runs restore {}`)", fmt_time(t), s.id);
+                        }
+                        for (k, v) in &d.tags {
+                            println!("{:<10} {v}", if k == "note" { "note".to_string() } else { format!("tag {k}") });
                         }
                         println!("\nmetrics (last value)");
                         for m in &d.latest_metrics {

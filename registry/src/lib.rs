@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub mod query;
+
 use serde::Serialize;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
@@ -35,6 +37,8 @@ pub enum RegistryError {
     ParamConflict { run: String, key: String, old: String, new: String },
     #[error("metric {key:?} at step {step} is not finite ({value}); refusing to record it")]
     NonFinite { key: String, step: i64, value: f64 },
+    #[error("bad query: {0}")]
+    BadQuery(String),
 }
 
 type Result<T> = std::result::Result<T, RegistryError>;
@@ -106,6 +110,30 @@ pub struct RunDetail {
     /// Last value of every (key, context) series, with its step.
     pub latest_metrics: Vec<Metric>,
     pub artifacts: Vec<Artifact>,
+    /// Mutable labels (`runs tag`); the note is the tag `note`.
+    pub tags: Vec<(String, String)>,
+    /// When the run was soft-deleted (`runs rm`), if it was.
+    pub deleted_ms: Option<i64>,
+}
+
+/// A run matched by [`Registry::query`], with the values of the fields the query named.
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryRow {
+    #[serde(flatten)]
+    pub summary: RunSummary,
+    pub fields: Vec<(String, Option<String>)>,
+}
+
+/// One metric series of a run, summarised (for diffs).
+#[derive(Debug, Clone, Serialize)]
+pub struct MetricSummary {
+    pub key: String,
+    pub context: String,
+    pub last: f64,
+    pub last_step: i64,
+    pub min: f64,
+    pub max: f64,
+    pub count: i64,
 }
 
 #[derive(Debug)]
@@ -350,6 +378,133 @@ impl Registry {
         Ok(rows.iter().map(Self::summary).collect())
     }
 
+    /// Sets (or replaces) tags: unlike params, tags are mutable labels.
+    pub fn set_tags(&self, run: &str, tags: &[(String, String)]) -> Result<()> {
+        self.rt.block_on(async {
+            let mut tx = self.pool.begin().await.map_err(q("begin tags"))?;
+            for (k, v) in tags {
+                sqlx::query("INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value")
+                    .bind(run)
+                    .bind(k)
+                    .bind(v)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(q("set tag"))?;
+            }
+            tx.commit().await.map_err(q("commit tags"))
+        })
+    }
+
+    /// Soft delete (`restore == false`) or restore a run; nothing is ever removed.
+    pub fn set_deleted(&self, run: &str, deleted: bool) -> Result<()> {
+        let when = deleted.then(now_ms);
+        self.rt
+            .block_on(
+                sqlx::query("UPDATE runs SET deleted_ms = ? WHERE id = ?").bind(when).bind(run).execute(&self.pool),
+            )
+            .map_err(q("soft delete"))?;
+        Ok(())
+    }
+
+    /// Runs matching a `--where` filter, ordered by `--order` (default newest first), with the
+    /// values of every field the query names. `deleted` lists soft-deleted runs instead.
+    pub fn query(
+        &self,
+        filter: Option<&str>,
+        order: Option<&str>,
+        experiment: Option<&str>,
+        deleted: bool,
+    ) -> Result<Vec<QueryRow>> {
+        let c = query::compile(filter, order).map_err(RegistryError::BadQuery)?;
+        let mut sql =
+            String::from("SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit");
+        let mut binds: Vec<query::Bind> = Vec::new();
+        for f in &c.fields {
+            sql.push_str(&format!(", CAST({} AS TEXT)", f.sql));
+            binds.extend(f.binds.iter().cloned());
+        }
+        sql.push_str(" FROM runs r JOIN experiments e ON e.id = r.experiment_id WHERE ");
+        sql.push_str(if deleted { "r.deleted_ms IS NOT NULL" } else { "r.deleted_ms IS NULL" });
+        if let Some(e) = experiment {
+            sql.push_str(" AND e.name = ?");
+            binds.push(query::Bind::Text(e.to_string()));
+        }
+        for (cond, b) in &c.conditions {
+            sql.push_str(&format!(" AND ({cond})"));
+            binds.extend(b.iter().cloned());
+        }
+        match &c.order {
+            Some((f, desc)) => {
+                let expr = if f.numeric || f.label.starts_with("params.") {
+                    format!("CAST({} AS REAL)", f.sql)
+                } else {
+                    f.sql.clone()
+                };
+                sql.push_str(&format!(
+                    " ORDER BY ({expr}) IS NULL, {expr} {}, r.start_ms DESC",
+                    if *desc { "DESC" } else { "ASC" }
+                ));
+                for _ in 0..2 {
+                    binds.extend(f.binds.iter().cloned());
+                }
+            }
+            None => sql.push_str(" ORDER BY r.start_ms DESC, r.id"),
+        }
+        // Field names only select fixed SQL fragments; every value is a bind.
+        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for b in binds {
+            qy = match b {
+                query::Bind::Real(x) => qy.bind(x),
+                query::Bind::Text(t) => qy.bind(t),
+            };
+        }
+        let rows = self.rt.block_on(qy.fetch_all(&self.pool)).map_err(q("query runs"))?;
+        Ok(rows
+            .iter()
+            .map(|row| QueryRow {
+                summary: Self::summary(row),
+                fields: c
+                    .fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| (f.label.clone(), row.get::<Option<String>, _>(8 + i)))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// Every metric series of a run: last (by step), min, max, count.
+    pub fn metric_summary(&self, run: &str) -> Result<Vec<MetricSummary>> {
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query(
+                    "SELECT s.key, s.context, m.value, m.step, s.mn, s.mx, s.n FROM
+                       (SELECT key, context, MIN(value) AS mn, MAX(value) AS mx, COUNT(*) AS n,
+                               (SELECT rowid FROM metrics x WHERE x.run_id = ? AND x.key = y.key AND x.context = y.context
+                                ORDER BY step DESC, rowid DESC LIMIT 1) AS last
+                        FROM metrics y WHERE run_id = ? GROUP BY key, context) s
+                     JOIN metrics m ON m.rowid = s.last ORDER BY s.key, s.context",
+                )
+                .bind(run)
+                .bind(run)
+                .fetch_all(&self.pool),
+            )
+            .map_err(q("metric summary"))?;
+        Ok(rows
+            .iter()
+            .map(|r| MetricSummary {
+                key: r.get(0),
+                context: r.get(1),
+                last: r.get(2),
+                last_step: r.get(3),
+                min: r.get(4),
+                max: r.get(5),
+                count: r.get(6),
+            })
+            .collect())
+    }
+
     /// Full history of one metric key (all contexts), ordered by step.
     pub fn metric_history(&self, run: &str, key: &str) -> Result<Vec<Metric>> {
         let rows = self
@@ -408,8 +563,23 @@ impl Registry {
             .iter()
             .map(|r| Artifact { path: r.get(0), kind: r.get(1), sha256: r.get(2), size_bytes: r.get(3), created_ms: r.get(4) })
             .collect();
+            let tags = sqlx::query("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key")
+                .bind(&id)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("read tags"))?
+                .iter()
+                .map(|r| (r.get(0), r.get(1)))
+                .collect();
+            let deleted_ms: Option<i64> = sqlx::query_scalar("SELECT deleted_ms FROM runs WHERE id = ?")
+                .bind(&id)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(q("read run"))?;
             let parse = |s: String| serde_json::from_str(&s).unwrap_or(serde_json::Value::String(s));
             Ok(RunDetail {
+                tags,
+                deleted_ms,
                 summary,
                 message: extra.get(0),
                 config: parse(extra.get(1)),
@@ -458,6 +628,58 @@ mod tests {
         let detail = reg.run(&run[..8]).unwrap();
         assert_eq!(detail.latest_metrics.len(), 1);
         assert_eq!(detail.latest_metrics[0].step, 249);
+    }
+
+    #[test]
+    fn query_filters_orders_and_soft_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("r.db")).unwrap();
+        let runs: Vec<String> = (0..3).map(|_| new_run(&reg)).collect();
+        for (i, r) in runs.iter().enumerate() {
+            reg.log_params(r, &[("loss.logit_scale".into(), ["10", "15.5", "20"][i].into())]).unwrap();
+            let m: Vec<Metric> =
+                (0..5).map(|s| Metric::new("train.loss", s, 3.0 - i as f64 - 0.1 * s as f64)).collect();
+            reg.log_metrics(r, &m).unwrap();
+            reg.log_metrics(r, &[Metric::new("eval.r2", 5, 0.1 * i as f64).with_context("source=image")]).unwrap();
+        }
+        let ids = |rows: Vec<QueryRow>| rows.into_iter().map(|r| r.summary.id).collect::<Vec<_>>();
+        assert_eq!(
+            ids(reg.query(Some("params.loss.logit_scale = 15.5"), None, None, false).unwrap()),
+            [runs[1].clone()]
+        );
+        // last train.loss: 2.6, 1.6, 0.6; min likewise; ascending order by it.
+        let rows = reg.query(Some("metrics.train.loss < 2"), Some("metrics.train.loss"), None, false).unwrap();
+        assert_eq!(ids(rows.clone()), [runs[2].clone(), runs[1].clone()]);
+        assert_eq!(rows[0].fields[0].0, "metrics.train.loss");
+        assert!(rows[0].fields[0].1.as_deref().unwrap().starts_with("0.6"));
+        let rows = reg
+            .query(Some("metrics.eval.r2[source=image] >= 0.1"), Some("-params.loss.logit_scale"), None, false)
+            .unwrap();
+        assert_eq!(ids(rows), [runs[2].clone(), runs[1].clone()]);
+        assert!(reg.query(Some("metrics.eval.r2[source=spectrum] >= 0"), None, None, false).unwrap().is_empty());
+        // Context parts match whole: `source=image` is not `source=image→spectrum`.
+        reg.log_metrics(&runs[0], &[Metric::new("eval.r2", 6, 99.0).with_context("split=test,source=image→spectrum")])
+            .unwrap();
+        assert!(reg.query(Some("metrics.eval.r2[source=image] > 50"), None, None, false).unwrap().is_empty());
+        assert_eq!(
+            reg.query(Some("metrics.eval.r2[split=test,source=image→spectrum] > 50"), None, None, false).unwrap().len(),
+            1
+        );
+        reg.set_tags(&runs[0], &[("team".into(), "vision".into())]).unwrap();
+        reg.set_tags(&runs[0], &[("team".into(), "spectra".into())]).unwrap();
+        assert_eq!(ids(reg.query(Some("tags.team ~ spec"), None, None, false).unwrap()), [runs[0].clone()]);
+        reg.set_deleted(&runs[0], true).unwrap();
+        assert_eq!(reg.query(None, None, None, false).unwrap().len(), 2);
+        assert_eq!(ids(reg.query(None, None, None, true).unwrap()), [runs[0].clone()]);
+        assert!(reg.run(&runs[0]).unwrap().deleted_ms.is_some());
+        reg.set_deleted(&runs[0], false).unwrap();
+        assert_eq!(reg.query(Some("experiment = exp"), None, Some("exp"), false).unwrap().len(), 3);
+        let err = reg.query(Some("params.x >< 1"), None, None, false).unwrap_err().to_string();
+        assert!(err.contains("bad query") && err.contains("unknown operator"), "{err}");
+        let s = reg.metric_summary(&runs[0]).unwrap();
+        let loss = s.iter().find(|m| m.key == "train.loss").unwrap();
+        assert_eq!((loss.count, loss.last_step), (5, 4));
+        assert!((loss.last - 2.6).abs() < 1e-9 && (loss.max - 3.0).abs() < 1e-9);
     }
 
     #[test]
