@@ -750,3 +750,102 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
     let out = run(home.path(), &["runs", "list", "--where", "parms.x = 1"]);
     assert!(!out.status.success() && text(&out).contains("unknown field `parms.x`"), "{}", text(&out));
 }
+
+/// Four processes log metric batches into one registry at once; one is killed with SIGKILL
+/// mid-run. Every batch a writer reported committed is there, whole (no partial batch), the
+/// others are complete, and the killed run is found and marked `killed` (resumable).
+#[test]
+fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
+    use std::io::{BufRead, BufReader};
+    let home = tempfile::tempdir().unwrap();
+    // Create the registry first so the writers race on logging, not on the first migration.
+    assert!(run(home.path(), &["runs", "list"]).status.success());
+    let (batches, batch) = (150usize, 100usize);
+    let spawn = || {
+        bin()
+            .arg("--home")
+            .arg(home.path())
+            .args([
+                "runs",
+                "stress-writer",
+                "--batches",
+                &batches.to_string(),
+                "--batch",
+                &batch.to_string(),
+                "--pause-ms",
+                "2",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    // Watch writer 0 and kill it once it has committed some batches.
+    let mut victim = children.remove(0);
+    let mut lines = BufReader::new(victim.stdout.take().unwrap()).lines();
+    let victim_run = lines.next().unwrap().unwrap().trim_start_matches("run ").to_string();
+    let mut reported = 0usize;
+    for line in lines.by_ref() {
+        reported = line.unwrap().trim_start_matches("committed ").parse().unwrap();
+        if reported >= 20 * batch {
+            break;
+        }
+    }
+    victim.kill().unwrap(); // SIGKILL
+    victim.wait().unwrap();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    // `runs list` notices the dead writer and marks its run killed.
+    let out = run(home.path(), &["runs", "list", "--json", "--where", "experiment = stress"]);
+    assert!(text(&out).contains("marked `killed`"), "{}", text(&out));
+    let counts = json(&run(
+        home.path(),
+        &["runs", "list", "--json", "--where", "experiment = stress", "--order", "metrics.stress.value.count"],
+    ));
+    let field = |r: &serde_json::Value, name: &str| -> f64 {
+        let f =
+            r["fields"].as_array().unwrap().iter().find(|f| f[0] == name).unwrap_or_else(|| panic!("{name} in {r}"));
+        f[1].as_str().unwrap().parse().unwrap()
+    };
+    let rows = counts.as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for r in rows {
+        let n = field(r, "metrics.stress.value.count") as usize;
+        if r["id"] == victim_run.as_str() {
+            assert_eq!(r["status"], "killed", "{r}");
+            assert!(
+                n >= reported && n % batch == 0,
+                "killed writer: {n} rows in the registry, {reported} reported committed"
+            );
+        } else {
+            assert_eq!(r["status"], "finished", "{r}");
+            assert_eq!(n, batches * batch, "{r}");
+        }
+    }
+    // No row lost or duplicated: the values of every run are 0..n-1.
+    let maxes = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "experiment = stress and metrics.stress.value.min = 0",
+            "--order",
+            "metrics.stress.value.max",
+        ],
+    ));
+    for (r, c) in maxes.as_array().unwrap().iter().zip(rows) {
+        assert_eq!(r["id"], c["id"]);
+        assert_eq!(
+            field(r, "metrics.stress.value.max") as usize + 1,
+            field(c, "metrics.stress.value.count") as usize,
+            "{r} vs {c}"
+        );
+    }
+    let shown = text(&run(home.path(), &["runs", "show", &victim_run]));
+    assert!(shown.contains("--resume"), "{shown}");
+}

@@ -126,6 +126,18 @@ enum RunsCommand {
         #[arg(required = true)]
         ids: Vec<String>,
     },
+    /// Durability test helper: create a run and log `batches` metric batches of `batch` rows,
+    /// printing `committed N` after each commit.
+    #[command(hide = true)]
+    StressWriter {
+        #[arg(long, default_value_t = 200)]
+        batches: usize,
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Pause between batches (ms).
+        #[arg(long, default_value_t = 0)]
+        pause_ms: u64,
+    },
     /// Show one run: configuration, params, latest metrics, artifacts.
     Show {
         id: String,
@@ -323,6 +335,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Runs { command } => {
             let reg = Registry::open(&run::registry_path(&cli.home))?;
+            for id in reg.reap_dead_runs()? {
+                eprintln!(
+                    "note: run {id} was left `running` by a process that no longer exists; marked `killed` (resumable)"
+                );
+            }
             match command {
                 RunsCommand::List { experiment, filter, order, deleted, json } => {
                     let runs = reg.query(filter.as_deref(), order.as_deref(), experiment.as_deref(), deleted)?;
@@ -393,6 +410,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     let id = reg.resolve(&id)?;
                     reg.set_tags(&id, &[("note".into(), text)])?;
                     println!("noted {id}");
+                }
+                RunsCommand::StressWriter { batches, batch, pause_ms } => {
+                    use std::io::Write;
+                    let id = reg.create_run(&astroclip_registry::NewRun {
+                        experiment: "stress".into(),
+                        name: format!("writer-{}", std::process::id()),
+                        config_json: "{}".into(),
+                        git_commit: None,
+                        data_hash: None,
+                        components_json: "[]".into(),
+                    })?;
+                    println!("run {id}");
+                    for b in 0..batches {
+                        let rows: Vec<astroclip_registry::Metric> = (0..batch)
+                            .map(|i| {
+                                astroclip_registry::Metric::new(
+                                    "stress.value",
+                                    (b * batch + i) as i64,
+                                    (b * batch + i) as f64,
+                                )
+                            })
+                            .collect();
+                        reg.log_metrics(&id, &rows)?;
+                        println!("committed {}", (b + 1) * batch);
+                        std::io::stdout().flush()?;
+                        std::thread::sleep(std::time::Duration::from_millis(pause_ms));
+                    }
+                    reg.set_status(&id, "finished", None)?;
                 }
                 RunsCommand::Rm { ids } => soft_delete(&reg, &ids, false)?,
                 RunsCommand::Restore { ids } => soft_delete(&reg, &ids, true)?,

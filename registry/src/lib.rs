@@ -43,6 +43,16 @@ pub enum RegistryError {
 
 type Result<T> = std::result::Result<T, RegistryError>;
 
+/// This machine's name (Linux: /proc/sys/kernel/hostname), to tell our processes from others'.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
@@ -216,8 +226,8 @@ impl Registry {
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.rt.block_on(
             sqlx::query(
-                "INSERT INTO runs (id, experiment_id, name, status, start_ms, git_commit, config_json, data_hash, components_json)
-                 VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                "INSERT INTO runs (id, experiment_id, name, status, start_ms, git_commit, config_json, data_hash, components_json, pid, host)
+                 VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&id)
             .bind(exp)
@@ -227,15 +237,66 @@ impl Registry {
             .bind(&run.config_json)
             .bind(&run.data_hash)
             .bind(&run.components_json)
+            .bind(std::process::id() as i64)
+            .bind(hostname())
             .execute(&self.pool),
         )
         .map_err(q("create run"))?;
         Ok(id)
     }
 
+    /// Marks `running` runs owned by a process of this host that no longer exists as `killed`
+    /// (their committed metric batches and checkpoints stay; `astroclip run --resume` continues
+    /// them). Returns the ids it marked. Runs of other hosts are left alone.
+    pub fn reap_dead_runs(&self) -> Result<Vec<String>> {
+        let rows = self
+            .rt
+            .block_on(
+                sqlx::query("SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL")
+                    .bind(hostname())
+                    .fetch_all(&self.pool),
+            )
+            .map_err(q("find running runs"))?;
+        let mut reaped = Vec::new();
+        for r in rows {
+            let (id, pid): (String, i64) = (r.get(0), r.get(1));
+            if pid as u32 == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+                continue;
+            }
+            let msg = format!(
+                "its process ({pid} on {}) ended without closing the run (killed?); committed metrics and checkpoints \
+                 are kept; continue with `astroclip run --resume {id}`",
+                hostname()
+            );
+            self.rt
+                .block_on(
+                    sqlx::query("UPDATE runs SET status = 'killed', end_ms = ?, message = ? WHERE id = ? AND status = 'running'")
+                        .bind(now_ms())
+                        .bind(msg)
+                        .bind(&id)
+                        .execute(&self.pool),
+                )
+                .map_err(q("mark dead run"))?;
+            reaped.push(id);
+        }
+        Ok(reaped)
+    }
+
     /// Sets status (`running`, `finished`, `failed`, `killed`) and, unless running, the end time.
+    /// A run set back to `running` (a resume) is owned by this process from now on.
     pub fn set_status(&self, run: &str, status: &str, message: Option<&str>) -> Result<()> {
         let end = (status != "running").then(now_ms);
+        if status == "running" {
+            self.rt
+                .block_on(
+                    sqlx::query("UPDATE runs SET pid = ?, host = ? WHERE id = ?")
+                        .bind(std::process::id() as i64)
+                        .bind(hostname())
+                        .bind(run)
+                        .execute(&self.pool),
+                )
+                .map_err(q("take over run"))?;
+        }
         self.rt
             .block_on(
                 sqlx::query("UPDATE runs SET status = ?, end_ms = ?, message = ? WHERE id = ?")

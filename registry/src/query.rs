@@ -3,7 +3,7 @@
 //! ```text
 //! where  := cond ("and" cond)*
 //! cond   := field op value
-//! field  := params.<key> | tags.<key> | metrics.<key>[.last|.min|.max][[<context substring>]]
+//! field  := params.<key> | tags.<key> | metrics.<key>[.last|.min|.max|.count][[<context parts>]]
 //!         | status | experiment | name | data_hash | git_commit | start_ms | end_ms   (also as attributes.<name>)
 //! op     := = | != | < | <= | > | >= | ~          (~: contains)
 //! value  := number | 'text' | "text" | bare-word
@@ -51,7 +51,7 @@ const ATTRIBUTES: [(&str, &str, bool); 7] = [
 
 fn bad(what: impl Into<String>) -> String {
     format!(
-        "{}; fields are params.<key>, tags.<key>, metrics.<key>[.last|.min|.max][[context]], or status, experiment, \
+        "{}; fields are params.<key>, tags.<key>, metrics.<key>[.last|.min|.max|.count][[context]], or status, experiment, \
          name, data_hash, git_commit, start_ms, end_ms; operators = != < <= > >= ~; conditions joined by `and`",
         what.into()
     )
@@ -88,7 +88,7 @@ pub fn field(text: &str) -> Result<Field, String> {
             None => (rest, None),
         };
         let (key, agg) = match rest.rsplit_once('.') {
-            Some((k, a @ ("last" | "min" | "max"))) => (k, a),
+            Some((k, a @ ("last" | "min" | "max" | "count"))) => (k, a),
             _ => (rest, "last"),
         };
         // A context is comma-separated `k=v` parts; `[source=image]` matches whole parts only
