@@ -746,6 +746,21 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
     assert!(run(home.path(), &["runs", "restore", &a]).status.success());
     assert_eq!(json(&run(home.path(), &["runs", "list", "--json"])).as_array().unwrap().len(), 2);
 
+    // Artifacts: each listed with kind, size and sha256, re-hashed.
+    let arts = json(&run(home.path(), &["runs", "artifacts", &b, "--json"]));
+    let kinds: Vec<&str> = arts.as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
+    for k in ["config", "checkpoint", "embeddings", "evaluation"] {
+        assert!(kinds.contains(&k), "{k} missing: {arts}");
+    }
+    assert!(arts.as_array().unwrap().iter().all(|a| a["state"] == "ok"), "{arts}");
+    let emb = arts.as_array().unwrap().iter().find(|a| a["kind"] == "embeddings").unwrap()["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::fs::write(&emb, b"tampered").unwrap();
+    let listing = text(&run(home.path(), &["runs", "artifacts", &b]));
+    assert!(listing.lines().any(|l| l.starts_with("embeddings") && l.contains("changed")), "{listing}");
+
     // A bad query names the problem.
     let out = run(home.path(), &["runs", "list", "--where", "parms.x = 1"]);
     assert!(!out.status.success() && text(&out).contains("unknown field `parms.x`"), "{}", text(&out));

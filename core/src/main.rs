@@ -114,6 +114,13 @@ enum RunsCommand {
         #[arg(required = true)]
         tags: Vec<String>,
     },
+    /// A run's artifacts (checkpoints, embeddings, config, evaluation) with kind, size and
+    /// SHA-256, each re-hashed: `ok`, `changed` or `missing`.
+    Artifacts {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Attach a note to a run (the tag `note`).
     Note { id: String, text: String },
     /// Soft-delete runs (hidden from lists; nothing is removed; `runs restore` undoes it).
@@ -405,6 +412,38 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     reg.set_tags(&id, &pairs)?;
                     println!("tagged {id}: {}", tags.join(", "));
+                }
+                RunsCommand::Artifacts { id, json } => {
+                    let d = reg.run(&id)?;
+                    let rows: Vec<serde_json::Value> = d
+                        .artifacts
+                        .iter()
+                        .map(|a| {
+                            let file = cli.home.join(&a.path);
+                            let state = match astroclip_core::train::file_sha256(&file) {
+                                Ok((sha, _)) if sha == a.sha256 => "ok",
+                                Ok(_) => "changed",
+                                Err(_) => "missing",
+                            };
+                            serde_json::json!({"kind": a.kind, "path": file.display().to_string(), "size_bytes": a.size_bytes,
+                                               "sha256": a.sha256, "state": state})
+                        })
+                        .collect();
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&rows)?);
+                    } else {
+                        println!("{:<16} {:>12}  {:<16} {:<8} path", "kind", "bytes", "sha256", "state");
+                        for r in &rows {
+                            println!(
+                                "{:<16} {:>12}  {:<16} {:<8} {}",
+                                r["kind"].as_str().unwrap_or(""),
+                                r["size_bytes"],
+                                &r["sha256"].as_str().unwrap_or("")[..16.min(r["sha256"].as_str().unwrap_or("").len())],
+                                r["state"].as_str().unwrap_or(""),
+                                r["path"].as_str().unwrap_or("")
+                            );
+                        }
+                    }
                 }
                 RunsCommand::Note { id, text } => {
                     let id = reg.resolve(&id)?;

@@ -105,7 +105,7 @@ pub struct TrainReport {
     pub stopped_at: Option<usize>,
 }
 
-fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
+pub fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path)?;
     Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
