@@ -25,16 +25,21 @@ pub struct MetricRow {
     pub context: String,
     pub last: Vec<Option<f64>>,
     pub best: Vec<Option<f64>>,
-    pub better: &'static str,
+    /// `lower`/`higher` is better, or `None` where "best" means nothing (a learning rate).
+    pub better: Option<&'static str>,
+    /// Longest series among the runs (1: logged once, e.g. an evaluation).
+    pub samples: i64,
 }
 
-/// Lower is better for losses and errors; higher for everything else we log that has a
-/// "best" (R², recall, samples/s).
-fn better(key: &str) -> &'static str {
-    if key.contains("loss") || key.contains("error") || key.contains("wait") || key.contains("skipped") {
-        "lower"
+/// Lower is better for losses, errors and waiting; higher for R², recall and throughput;
+/// nothing is "best" about a learning rate or a logit scale.
+fn better(key: &str) -> Option<&'static str> {
+    if ["loss", "error", "wait", "skipped"].iter().any(|k| key.contains(k)) {
+        Some("lower")
+    } else if ["r2", "recall", "per_sec", "accuracy"].iter().any(|k| key.contains(k)) {
+        Some("higher")
     } else {
-        "higher"
+        None
     }
 }
 
@@ -81,8 +86,9 @@ pub fn diff(reg: &Registry, ids: &[String], all: bool) -> Result<Diff, RegistryE
                 key: k.clone(),
                 context: c.clone(),
                 last: summaries.iter().map(|s| find(s).map(|m| m.last)).collect(),
-                best: summaries.iter().map(|s| find(s).map(|m| if b == "lower" { m.min } else { m.max })).collect(),
+                best: summaries.iter().map(|s| find(s).map(|m| if b == Some("lower") { m.min } else { m.max })).collect(),
                 better: b,
+                samples: summaries.iter().filter_map(find).map(|m| m.count).max().unwrap_or(0),
             }
         })
         .collect();
@@ -127,7 +133,7 @@ impl Diff {
             out.push_str(&format!("  ({} identical params hidden; --all shows them)\n", self.identical_params));
         }
         out.push('\n');
-        head(&mut out, "metrics: final (Δ vs first) | best");
+        head(&mut out, "metrics: final (Δ vs first), best over the run");
         for m in &self.metrics {
             let label = if m.context.is_empty() { m.key.clone() } else { format!("{} [{}]", m.key, m.context) };
             out.push_str(&format!("  {label:<58}"));
@@ -140,11 +146,14 @@ impl Diff {
                 out.push_str(&format!(" {cell:>22}"));
             }
             out.push('\n');
-            out.push_str(&format!("  {:<58}", format!("  best ({} is better)", m.better)));
-            for v in &m.best {
-                out.push_str(&format!(" {:>22}", v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "—".into())));
+            // A best value only where it means something: a series with a direction.
+            if let (Some(b), true) = (m.better, m.samples > 1) {
+                out.push_str(&format!("  {:<58}", format!("  best ({b} is better)")));
+                for v in &m.best {
+                    out.push_str(&format!(" {:>22}", v.map(|x| format!("{x:.4}")).unwrap_or_else(|| "—".into())));
+                }
+                out.push('\n');
             }
-            out.push('\n');
         }
         out.push('\n');
         head(&mut out, "components");

@@ -437,7 +437,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                             println!(
                                 "{:<16} {:>12}  {:<16} {:<8} {}",
                                 r["kind"].as_str().unwrap_or(""),
-                                r["size_bytes"],
+                                r["size_bytes"].as_i64().unwrap_or(0),
                                 &r["sha256"].as_str().unwrap_or("")[..16.min(r["sha256"].as_str().unwrap_or("").len())],
                                 r["state"].as_str().unwrap_or(""),
                                 r["path"].as_str().unwrap_or("")
