@@ -864,3 +864,55 @@ fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
     let shown = text(&run(home.path(), &["runs", "show", &victim_run]));
     assert!(shown.contains("--resume"), "{shown}");
 }
+
+/// `runs plot` overlays a metric of real runs as SVG and PNG; the PNG is decoded here and
+/// holds pixels of each run's curve colour.
+#[test]
+fn runs_plot_writes_svg_and_png_with_one_curve_per_run() {
+    use std::io::Read;
+    let home = tempfile::tempdir().unwrap();
+    for scale in ["10.0", "15.5"] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(TINY);
+        let set = format!("loss.logit_scale={scale}");
+        args.extend_from_slice(&["--set", &set]);
+        assert!(run(home.path(), &args).status.success());
+    }
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let ids: Vec<&str> = runs.as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    let stem = home.path().join("out/loss");
+    let out =
+        run(home.path(), &["runs", "plot", ids[0], ids[1], "--metric", "train.loss", "--out", stem.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let svg = std::fs::read_to_string(stem.with_extension("svg")).unwrap();
+    assert!(svg.starts_with("<svg") && svg.matches("class=\"series\"").count() == 2, "{svg}");
+    assert!(svg.contains(&ids[0][..8]) && svg.contains(&ids[1][..8]));
+    let png = std::fs::read(stem.with_extension("png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let (w, h) = (
+        u32::from_be_bytes(png[16..20].try_into().unwrap()) as usize,
+        u32::from_be_bytes(png[20..24].try_into().unwrap()) as usize,
+    );
+    // Walk the chunks, inflate IDAT, count pixels of the two first palette colours.
+    let (mut i, mut idat) = (8, Vec::new());
+    while i < png.len() {
+        let len = u32::from_be_bytes(png[i..i + 4].try_into().unwrap()) as usize;
+        if &png[i + 4..i + 8] == b"IDAT" {
+            idat.extend_from_slice(&png[i + 8..i + 8 + len]);
+        }
+        i += 12 + len;
+    }
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
+    assert_eq!(raw.len(), h * (w * 3 + 1));
+    let count = |rgb: [u8; 3]| raw.chunks(w * 3 + 1).flat_map(|row| row[1..].chunks(3)).filter(|p| *p == rgb).count();
+    assert!(count([31, 119, 180]) > 50 && count([255, 127, 14]) > 50, "curve pixels missing");
+    // Context parts select a series; an unknown metric is refused by name.
+    let out = run(
+        home.path(),
+        &["runs", "plot", ids[0], "--metric", "eval.r2.redshift[source=image]", "--out", stem.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = run(home.path(), &["runs", "plot", ids[0], "--metric", "nope.metric"]);
+    assert!(!out.status.success() && text(&out).contains("no \"nope.metric\" values"), "{}", text(&out));
+}

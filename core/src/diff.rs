@@ -86,7 +86,10 @@ pub fn diff(reg: &Registry, ids: &[String], all: bool) -> Result<Diff, RegistryE
                 key: k.clone(),
                 context: c.clone(),
                 last: summaries.iter().map(|s| find(s).map(|m| m.last)).collect(),
-                best: summaries.iter().map(|s| find(s).map(|m| if b == Some("lower") { m.min } else { m.max })).collect(),
+                best: summaries
+                    .iter()
+                    .map(|s| find(s).map(|m| if b == Some("lower") { m.min } else { m.max }))
+                    .collect(),
                 better: b,
                 samples: summaries.iter().filter_map(find).map(|m| m.count).max().unwrap_or(0),
             }

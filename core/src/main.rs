@@ -114,6 +114,17 @@ enum RunsCommand {
         #[arg(required = true)]
         tags: Vec<String>,
     },
+    /// Overlay a metric's curves from several runs: writes an SVG and a PNG.
+    Plot {
+        #[arg(required = true)]
+        ids: Vec<String>,
+        /// Metric key, optionally with context parts: train.loss, eval.r2.redshift[source=image].
+        #[arg(long, default_value = "train.loss")]
+        metric: String,
+        /// Output path without extension (default: <home>/plots/<metric>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// A run's artifacts (checkpoints, embeddings, config, evaluation) with kind, size and
     /// SHA-256, each re-hashed: `ok`, `changed` or `missing`.
     Artifacts {
@@ -412,6 +423,51 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                         .collect::<anyhow::Result<Vec<_>>>()?;
                     reg.set_tags(&id, &pairs)?;
                     println!("tagged {id}: {}", tags.join(", "));
+                }
+                RunsCommand::Plot { ids, metric, out } => {
+                    let (key, parts) = match metric.split_once('[') {
+                        Some((k, c)) => (
+                            k.to_string(),
+                            c.trim_end_matches(']').split(',').map(|p| p.trim().to_string()).collect::<Vec<_>>(),
+                        ),
+                        None => (metric.clone(), Vec::new()),
+                    };
+                    let mut series = Vec::new();
+                    for i in &ids {
+                        let d = reg.run(i)?;
+                        let points: Vec<(f64, f64)> = reg
+                            .metric_history(&d.summary.id, &key)?
+                            .into_iter()
+                            .filter(|m| parts.iter().all(|p| m.context.split(',').any(|c| c == p)))
+                            .map(|m| (m.step as f64, m.value))
+                            .collect();
+                        if points.is_empty() {
+                            anyhow::bail!(
+                                "run {} has no {metric:?} values; `astroclip runs show {}` lists its metrics",
+                                d.summary.id,
+                                &d.summary.id[..8]
+                            );
+                        }
+                        series.push(astroclip_core::plot::Series {
+                            label: format!("{} {}", &d.summary.id[..8], d.summary.name),
+                            points,
+                        });
+                    }
+                    let chart = astroclip_core::plot::Chart {
+                        title: metric.clone(),
+                        x_label: "step".into(),
+                        y_label: metric.clone(),
+                        series,
+                    };
+                    let stem =
+                        out.unwrap_or_else(|| cli.home.join("plots").join(metric.replace(['/', '[', ']', ','], "_")));
+                    if let Some(dir) = stem.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                    let (svg, png) = (stem.with_extension("svg"), stem.with_extension("png"));
+                    std::fs::write(&svg, chart.svg()).with_context(|| format!("writing {}", svg.display()))?;
+                    std::fs::write(&png, chart.png()).with_context(|| format!("writing {}", png.display()))?;
+                    println!("wrote {} and {}", svg.display(), png.display());
                 }
                 RunsCommand::Artifacts { id, json } => {
                     let d = reg.run(&id)?;
