@@ -18,6 +18,7 @@ pub mod model;
 pub mod plot;
 pub mod plugin_encoder;
 pub mod plugin_probe;
+pub mod report;
 pub mod run;
 pub mod survey;
 pub mod template;

@@ -125,6 +125,16 @@ enum RunsCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// One static HTML page comparing runs (an experiment's, or the ids given): run table,
+    /// diff, metric curves, R² table, embedding map, retrieval examples.
+    Report {
+        /// An experiment name, or run ids.
+        #[arg(required = true)]
+        runs: Vec<String>,
+        /// Output file (default: <home>/reports/report.html).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// A run's artifacts (checkpoints, embeddings, config, evaluation) with kind, size and
     /// SHA-256, each re-hashed: `ok`, `changed` or `missing`.
     Artifacts {
@@ -468,6 +478,24 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                     std::fs::write(&svg, chart.svg()).with_context(|| format!("writing {}", svg.display()))?;
                     std::fs::write(&png, chart.png()).with_context(|| format!("writing {}", png.display()))?;
                     println!("wrote {} and {}", svg.display(), png.display());
+                }
+                RunsCommand::Report { runs, out } => {
+                    // One argument naming an experiment means all its runs.
+                    let ids: Vec<String> = match runs.as_slice() {
+                        [one] if reg.resolve(one).is_err() => {
+                            let r = reg.list_runs(Some(one))?;
+                            anyhow::ensure!(!r.is_empty(), "{one:?} is neither a run id nor an experiment with runs");
+                            r.into_iter().map(|r| r.id).collect()
+                        }
+                        _ => runs.clone(),
+                    };
+                    let html = astroclip_core::report::report(&reg, &cli.home, &ids)?;
+                    let out = out.unwrap_or_else(|| cli.home.join("reports/report.html"));
+                    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+                        std::fs::create_dir_all(dir)?;
+                    }
+                    std::fs::write(&out, html).with_context(|| format!("writing {}", out.display()))?;
+                    println!("wrote {}", out.display());
                 }
                 RunsCommand::Artifacts { id, json } => {
                     let d = reg.run(&id)?;

@@ -298,6 +298,13 @@ impl Canvas {
     }
 
     fn encode_png(&self) -> Vec<u8> {
+        encode_rgb_png(self.w, self.h, &self.px)
+    }
+}
+
+/// An 8-bit RGB image (`w·h·3` bytes, row-major) as PNG.
+pub fn encode_rgb_png(w: usize, h: usize, px: &[u8]) -> Vec<u8> {
+    {
         use std::io::Write;
         fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
             out.extend_from_slice(&(data.len() as u32).to_be_bytes());
@@ -306,8 +313,8 @@ impl Canvas {
             out.extend_from_slice(&crc_input);
             out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
         }
-        let mut raw = Vec::with_capacity((self.w * 3 + 1) * self.h);
-        for row in self.px.chunks(self.w * 3) {
+        let mut raw = Vec::with_capacity((w * 3 + 1) * h);
+        for row in px.chunks(w * 3) {
             raw.push(0); // filter: none
             raw.extend_from_slice(row);
         }
@@ -316,8 +323,8 @@ impl Canvas {
         let idat = z.finish().expect("in-memory zlib");
         let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
         let mut ihdr = Vec::new();
-        ihdr.extend_from_slice(&(self.w as u32).to_be_bytes());
-        ihdr.extend_from_slice(&(self.h as u32).to_be_bytes());
+        ihdr.extend_from_slice(&(w as u32).to_be_bytes());
+        ihdr.extend_from_slice(&(h as u32).to_be_bytes());
         ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // 8-bit RGB, no interlace
         chunk(&mut out, b"IHDR", &ihdr);
         chunk(&mut out, b"IDAT", &idat);
