@@ -6,6 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 eval "$(scripts/fixtures.sh | tail -n 1 | sed "s/^/export /")"
+# Headless Chromium (Debian) checks the HTML report; installed when missing and possible.
+if ! command -v chromium >/dev/null 2>&1; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+            || echo "chromium could not be installed; the report's browser check will be skipped"
+    fi
+fi
+if command -v chromium >/dev/null 2>&1; then export ASTROCLIP_REQUIRE_CHROMIUM=1; fi
 # The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one);
 # its host binary serves WASM plugins to `astroclip` (the binding test uses it).
 cargo build --manifest-path plugins/wasm/Cargo.toml --bin astroclip-wasm-host

@@ -916,3 +916,62 @@ fn runs_plot_writes_svg_and_png_with_one_curve_per_run() {
     let out = run(home.path(), &["runs", "plot", ids[0], "--metric", "nope.metric"]);
     assert!(!out.status.success() && text(&out).contains("no \"nope.metric\" values"), "{}", text(&out));
 }
+
+/// `runs report` writes one static page; headless Chromium (Debian `chromium`, installed by
+/// scripts/test.sh) loads it without script errors, every plot curve is there, every cutout
+/// image decodes and the embedding map has its points. Without Chromium the browser half is
+/// skipped unless ASTROCLIP_REQUIRE_CHROMIUM=1 (set by scripts/test.sh when it installed it).
+#[test]
+fn runs_report_renders_in_headless_chromium() {
+    let home = tempfile::tempdir().unwrap();
+    for scale in ["10.0", "15.5"] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(TINY);
+        let set = format!("loss.logit_scale={scale}");
+        args.extend_from_slice(&["--set", &set]);
+        assert!(run(home.path(), &args).status.success());
+    }
+    let page = home.path().join("report.html");
+    let out = run(home.path(), &["runs", "report", "quickstart", "--out", page.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let html = std::fs::read_to_string(&page).unwrap();
+    for part in
+        ["id=\"runs\"", "id=\"diff\"", "id=\"r2\"", "id=\"embedding-map\"", "class=\"cutout\"", "class=\"spectrum\""]
+    {
+        assert!(html.contains(part), "{part} missing");
+    }
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(chromium) = chromium else {
+        assert!(std::env::var("ASTROCLIP_REQUIRE_CHROMIUM").is_err(), "chromium is required but not found");
+        eprintln!("chromium not installed: browser check skipped");
+        return;
+    };
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let (dom, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("Uncaught") && !log.lines().any(|l| l.contains("CONSOLE") && l.contains("Error")), "{log}");
+    let attr = |name: &str| -> usize {
+        let key = format!("{name}=\"");
+        let at = dom
+            .find(&key)
+            .unwrap_or_else(|| panic!("{name} not set: the page script did not run\n{}", &dom[..dom.len().min(2000)]));
+        dom[at + key.len()..].split('"').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(attr("data-svg-plots"), 4, "two curves in each of two plots");
+    assert_eq!(attr("data-broken-images"), 0);
+    assert!(attr("data-images") >= 1 && attr("data-map-points") >= 10);
+}

@@ -172,7 +172,12 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
                 .map(|x| format!("{:.4}", x.value))
                 .unwrap_or_else(|| "—".into())
         };
-        let loss = d.latest_metrics.iter().find(|x| x.key == "train.loss").map(|x| format!("{:.4}", x.value)).unwrap_or("—".into());
+        let loss = d
+            .latest_metrics
+            .iter()
+            .find(|x| x.key == "train.loss")
+            .map(|x| format!("{:.4}", x.value))
+            .unwrap_or("—".into());
         let s = &d.summary;
         let _ = write!(
             h,
@@ -235,7 +240,10 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
     }
     h.push_str("</table>");
     // Embedding map and retrieval examples from the first run with stored embeddings.
-    if let Some(d) = details.iter().find(|d| d.artifacts.iter().any(|a| a.kind == "embeddings" && a.path.ends_with("embeddings.safetensors"))) {
+    if let Some(d) = details
+        .iter()
+        .find(|d| d.artifacts.iter().any(|a| a.kind == "embeddings" && a.path.ends_with("embeddings.safetensors")))
+    {
         let art = d.artifacts.iter().find(|a| a.kind == "embeddings").expect("checked");
         let emb = read_embeddings(&home.join(&art.path))?;
         let cfg: crate::config::ExperimentConfig = serde_json::from_value(d.config.clone())
@@ -245,7 +253,8 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
         let test: Vec<usize> = emb.test.iter().copied().take(1000).collect();
         if let (Some(z), false) = (z, test.is_empty()) {
             let pts = pca2(&test.iter().map(|&i| unit(&emb.image[i])).collect::<Vec<_>>());
-            let (zmin, zmax) = test.iter().fold((f64::MAX, f64::MIN), |(a, b), &i| (a.min(z[i] as f64), b.max(z[i] as f64)));
+            let (zmin, zmax) =
+                test.iter().fold((f64::MAX, f64::MIN), |(a, b), &i| (a.min(z[i] as f64), b.max(z[i] as f64)));
             let (x0, x1, y0, y1) = pts.iter().fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |(a, b, c, e), p| {
                 (a.min(p.0), b.max(p.0), c.min(p.1), e.max(p.1))
             });
@@ -264,12 +273,16 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
             // Retrieval: image query → top-3 spectra among held-out objects.
             h.push_str("<h2>Cross-modal retrieval examples</h2><p>An image cutout (z, r, g as R, G, B) and the three held-out spectra whose embeddings are closest to its image embedding; green = its own spectrum.</p>");
             let mut reader = source.reader()?;
-            let (il, sl) = (source.image_size() * source.image_size() * source.bands().len(), source.wavelength().len());
+            let (il, sl) =
+                (source.image_size() * source.image_size() * source.bands().len(), source.wavelength().len());
             let spec_units: Vec<Vec<f64>> = test.iter().map(|&i| unit(&emb.spectrum[i])).collect();
             for &q in test.iter().take(4) {
                 let qv = unit(&emb.image[q]);
-                let mut scored: Vec<(f64, usize)> =
-                    spec_units.iter().enumerate().map(|(k, s)| (s.iter().zip(&qv).map(|(a, b)| a * b).sum::<f64>(), test[k])).collect();
+                let mut scored: Vec<(f64, usize)> = spec_units
+                    .iter()
+                    .enumerate()
+                    .map(|(k, s)| (s.iter().zip(&qv).map(|(a, b)| a * b).sum::<f64>(), test[k]))
+                    .collect();
                 scored.sort_by(|a, b| b.0.total_cmp(&a.0));
                 let (mut img, mut flux, mut ivar) = (vec![0f32; il], vec![0f32; sl], vec![0f32; sl]);
                 reader.read(q, &mut img, &mut flux, &mut ivar)?;
@@ -291,6 +304,15 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
             }
         }
     }
+    // Self-check for headless browsers (and curious readers): how many plots rendered and
+    // whether every image decoded, written onto <body> once the page has loaded.
+    h.push_str(
+        "<script>window.addEventListener('load',()=>{const b=document.body;\
+         b.dataset.svgPlots=document.querySelectorAll('div.plot svg polyline.series').length;\
+         b.dataset.mapPoints=document.querySelectorAll('#embedding-map circle').length;\
+         b.dataset.images=document.images.length;\
+         b.dataset.brokenImages=[...document.images].filter(i=>!(i.complete&&i.naturalWidth>0)).length;});</script>",
+    );
     h.push_str("</body></html>\n");
     Ok(h)
 }
@@ -301,7 +323,15 @@ mod tests {
 
     #[test]
     fn base64_matches_rfc4648_vectors() {
-        for (i, o) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foob", "Zm9vYg=="), ("fooba", "Zm9vYmE="), ("foobar", "Zm9vYmFy")] {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
     }
