@@ -245,7 +245,19 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
         .find(|d| d.artifacts.iter().any(|a| a.kind == "embeddings" && a.path.ends_with("embeddings.safetensors")))
     {
         let art = d.artifacts.iter().find(|a| a.kind == "embeddings").expect("checked");
-        let emb = read_embeddings(&home.join(&art.path))?;
+        // Bind runs store only the new modality's embeddings: no map for them.
+        let emb = match read_embeddings(&home.join(&art.path)) {
+            Ok(e) => e,
+            Err(e) => {
+                let _ = write!(
+                    h,
+                    "<p>No embedding map: run <code>{}</code> has no image/spectrum embeddings ({}).</p>",
+                    &d.summary.id[..8],
+                    esc(&format!("{e:#}"))
+                );
+                return Ok(finish(h));
+            }
+        };
         let cfg: crate::config::ExperimentConfig = serde_json::from_value(d.config.clone())
             .with_context(|| format!("run {} has an unreadable stored configuration", d.summary.id))?;
         let (source, _) = crate::run::load_source(&cfg)?;
@@ -304,8 +316,13 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
             }
         }
     }
-    // Self-check for headless browsers (and curious readers): how many plots rendered and
-    // whether every image decoded, written onto <body> once the page has loaded.
+    Ok(finish(h))
+}
+
+/// Closes the page with a self-check for headless browsers (and curious readers): how many
+/// plot curves rendered, how many map points, whether every image decoded — written onto
+/// <body> once the page has loaded.
+fn finish(mut h: String) -> String {
     h.push_str(
         "<script>window.addEventListener('load',()=>{const b=document.body;\
          b.dataset.svgPlots=document.querySelectorAll('div.plot svg polyline.series').length;\
@@ -314,7 +331,7 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
          b.dataset.brokenImages=[...document.images].filter(i=>!(i.complete&&i.naturalWidth>0)).length;});</script>",
     );
     h.push_str("</body></html>\n");
-    Ok(h)
+    h
 }
 
 #[cfg(test)]
