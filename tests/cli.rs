@@ -28,6 +28,41 @@ fn run(home: &Path, args: &[&str]) -> Output {
     bin().arg("--home").arg(home).args(args).output().expect("spawn astroclip")
 }
 
+/// `run` against a given registry (`--registry`: a PostgreSQL URL) instead of `<home>/registry.db`.
+fn runr(home: &Path, registry: Option<&str>, args: &[&str]) -> Output {
+    let mut c = bin();
+    c.arg("--home").arg(home);
+    if let Some(r) = registry {
+        c.arg("--registry").arg(r);
+    }
+    c.args(args).output().expect("spawn astroclip")
+}
+
+/// The registries a registry test runs against: the default SQLite file, and a fresh database
+/// on the PostgreSQL server named by `ASTROCLIP_TEST_POSTGRES` (an admin URL; `scripts/test.sh`
+/// starts Debian's PostgreSQL on loopback). `ASTROCLIP_REQUIRE_POSTGRES=1` makes its absence
+/// a failure.
+fn registries() -> Vec<Option<String>> {
+    let mut out = vec![None];
+    match std::env::var("ASTROCLIP_TEST_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("cli_{}", uuid_like());
+            out.push(Some(astroclip_registry::create_postgres_database(&admin, &name).unwrap()));
+        }
+        _ => assert!(
+            std::env::var("ASTROCLIP_REQUIRE_POSTGRES").is_err(),
+            "ASTROCLIP_REQUIRE_POSTGRES is set but ASTROCLIP_TEST_POSTGRES is not"
+        ),
+    }
+    out
+}
+
+fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{t}", std::process::id())
+}
+
 fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
@@ -666,24 +701,36 @@ fn docs_plugins_tutorial_runs() {
 /// tags and notes, soft delete and restore, and diff.
 #[test]
 fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
+    for reg in registries() {
+        query_tag_diff_soft_delete(reg.as_deref());
+    }
+}
+
+fn query_tag_diff_soft_delete(reg: Option<&str>) {
     let home = tempfile::tempdir().unwrap();
     let train = |scale: &str| {
         let mut args = vec!["run"];
         args.extend_from_slice(TINY);
         let set = format!("loss.logit_scale={scale}");
         args.extend_from_slice(&["--set", &set]);
-        let out = run(home.path(), &args);
+        let out = runr(home.path(), reg, &args);
         assert!(out.status.success(), "{}", text(&out));
     };
     train("10.0");
     train("15.5");
-    let all = json(&run(home.path(), &["runs", "list", "--json"]));
+    let all = json(&runr(home.path(), reg, &["runs", "list", "--json"]));
     let id_of = |scale: &str| -> String {
-        let rows = json(&run(
+        let rows = json(&runr(
             home.path(),
+            reg,
             &["runs", "list", "--json", "--where", &format!("params.loss.logit_scale = {scale}")],
         ));
-        assert_eq!(rows.as_array().unwrap().len(), 1, "{rows}");
+        assert_eq!(
+            rows.as_array().unwrap().len(),
+            1,
+            "{rows} {}",
+            text(&runr(home.path(), reg, &["runs", "list", "--where", &format!("params.loss.logit_scale = {scale}")]))
+        );
         rows[0]["id"].as_str().unwrap().to_string()
     };
     let (a, b) = (id_of("10.0"), id_of("15.5"));
@@ -691,8 +738,9 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
     assert_eq!(all.as_array().unwrap().len(), 2);
 
     // Order by the final training loss, both directions; the column shows the values.
-    let asc = json(&run(
+    let asc = json(&runr(
         home.path(),
+        reg,
         &[
             "runs",
             "list",
@@ -707,47 +755,48 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
         asc.as_array().unwrap().iter().map(|r| r["fields"][0][1].as_str().unwrap().parse().unwrap()).collect();
     assert_eq!(losses.len(), 2);
     assert!(losses[0] <= losses[1], "{asc}");
-    let desc = json(&run(home.path(), &["runs", "list", "--json", "--order", "-metrics.train.loss"]));
+    let desc = json(&runr(home.path(), reg, &["runs", "list", "--json", "--order", "-metrics.train.loss"]));
     assert_eq!(desc[0]["id"], asc[1]["id"]);
-    let table = text(&run(home.path(), &["runs", "list", "--where", "metrics.eval.r2.redshift[source=image] > -100"]));
+    let table =
+        text(&runr(home.path(), reg, &["runs", "list", "--where", "metrics.eval.r2.redshift[source=image] > -100"]));
     assert!(
         table.contains("metrics.eval.r2.redshift[source=image]") && table.contains(&a) && table.contains(&b),
         "{table}"
     );
 
     // Tags and notes.
-    assert!(run(home.path(), &["runs", "tag", &a[..8], "team=vision", "stage=baseline"]).status.success());
-    assert!(run(home.path(), &["runs", "note", &a[..8], "fixed scale 10 as an ablation"]).status.success());
-    let tagged = json(&run(home.path(), &["runs", "list", "--json", "--where", "tags.team = vision"]));
+    assert!(runr(home.path(), reg, &["runs", "tag", &a[..8], "team=vision", "stage=baseline"]).status.success());
+    assert!(runr(home.path(), reg, &["runs", "note", &a[..8], "fixed scale 10 as an ablation"]).status.success());
+    let tagged = json(&runr(home.path(), reg, &["runs", "list", "--json", "--where", "tags.team = vision"]));
     assert_eq!(tagged.as_array().unwrap().len(), 1);
     assert_eq!(tagged[0]["id"], a.as_str());
-    let shown = text(&run(home.path(), &["runs", "show", &a]));
+    let shown = text(&runr(home.path(), reg, &["runs", "show", &a]));
     assert!(shown.contains("note       fixed scale 10 as an ablation") && shown.contains("tag team"), "{shown}");
-    let out = run(home.path(), &["runs", "tag", &a, "no-equals-sign"]);
+    let out = runr(home.path(), reg, &["runs", "tag", &a, "no-equals-sign"]);
     assert!(!out.status.success() && text(&out).contains("not key=value"));
 
     // Diff: only what differs, unless --all.
-    let d = text(&run(home.path(), &["runs", "diff", &a, &b]));
+    let d = text(&runr(home.path(), reg, &["runs", "diff", &a, &b]));
     assert!(d.contains("loss.logit_scale") && d.contains("10.0") && d.contains("15.5"), "{d}");
     assert!(!d.contains("train.batch_size") && d.contains("identical params hidden"), "{d}");
     assert!(d.contains("train.loss") && d.contains("best (lower is better)") && d.contains("data hash"), "{d}");
-    let d = text(&run(home.path(), &["runs", "diff", &a, &b, "--all"]));
+    let d = text(&runr(home.path(), reg, &["runs", "diff", &a, &b, "--all"]));
     assert!(d.contains("train.batch_size"), "{d}");
-    let dj = json(&run(home.path(), &["runs", "diff", &a, &b, "--json"]));
+    let dj = json(&runr(home.path(), reg, &["runs", "diff", &a, &b, "--json"]));
     assert_eq!(dj["params"].as_array().unwrap().len(), 1, "{dj}");
 
     // Soft delete and restore: nothing is lost.
-    assert!(run(home.path(), &["runs", "rm", &a]).status.success());
-    let left = json(&run(home.path(), &["runs", "list", "--json"]));
+    assert!(runr(home.path(), reg, &["runs", "rm", &a]).status.success());
+    let left = json(&runr(home.path(), reg, &["runs", "list", "--json"]));
     assert_eq!(left.as_array().unwrap().len(), 1);
-    let gone = json(&run(home.path(), &["runs", "list", "--json", "--deleted"]));
+    let gone = json(&runr(home.path(), reg, &["runs", "list", "--json", "--deleted"]));
     assert_eq!(gone[0]["id"], a.as_str());
-    assert!(text(&run(home.path(), &["runs", "show", &a])).contains("deleted"));
-    assert!(run(home.path(), &["runs", "restore", &a]).status.success());
-    assert_eq!(json(&run(home.path(), &["runs", "list", "--json"])).as_array().unwrap().len(), 2);
+    assert!(text(&runr(home.path(), reg, &["runs", "show", &a])).contains("deleted"));
+    assert!(runr(home.path(), reg, &["runs", "restore", &a]).status.success());
+    assert_eq!(json(&runr(home.path(), reg, &["runs", "list", "--json"])).as_array().unwrap().len(), 2);
 
     // Artifacts: each listed with kind, size and sha256, re-hashed.
-    let arts = json(&run(home.path(), &["runs", "artifacts", &b, "--json"]));
+    let arts = json(&runr(home.path(), reg, &["runs", "artifacts", &b, "--json"]));
     let kinds: Vec<&str> = arts.as_array().unwrap().iter().map(|a| a["kind"].as_str().unwrap()).collect();
     for k in ["config", "checkpoint", "embeddings", "evaluation"] {
         assert!(kinds.contains(&k), "{k} missing: {arts}");
@@ -758,11 +807,11 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
         .unwrap()
         .to_string();
     std::fs::write(&emb, b"tampered").unwrap();
-    let listing = text(&run(home.path(), &["runs", "artifacts", &b]));
+    let listing = text(&runr(home.path(), reg, &["runs", "artifacts", &b]));
     assert!(listing.lines().any(|l| l.starts_with("embeddings") && l.contains("changed")), "{listing}");
 
     // A bad query names the problem.
-    let out = run(home.path(), &["runs", "list", "--where", "parms.x = 1"]);
+    let out = runr(home.path(), reg, &["runs", "list", "--where", "parms.x = 1"]);
     assert!(!out.status.success() && text(&out).contains("unknown field `parms.x`"), "{}", text(&out));
 }
 
@@ -771,15 +820,22 @@ fn runs_can_be_queried_tagged_compared_and_soft_deleted() {
 /// others are complete, and the killed run is found and marked `killed` (resumable).
 #[test]
 fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
+    for reg in registries() {
+        concurrent_writers_and_kill_9(reg.as_deref());
+    }
+}
+
+fn concurrent_writers_and_kill_9(reg: Option<&str>) {
     use std::io::{BufRead, BufReader};
     let home = tempfile::tempdir().unwrap();
     // Create the registry first so the writers race on logging, not on the first migration.
-    assert!(run(home.path(), &["runs", "list"]).status.success());
+    assert!(runr(home.path(), reg, &["runs", "list"]).status.success());
     let (batches, batch) = (150usize, 100usize);
     let spawn = || {
         bin()
             .arg("--home")
             .arg(home.path())
+            .args(reg.iter().flat_map(|r| ["--registry", *r]))
             .args([
                 "runs",
                 "stress-writer",
@@ -814,10 +870,11 @@ fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     }
     // `runs list` notices the dead writer and marks its run killed.
-    let out = run(home.path(), &["runs", "list", "--json", "--where", "experiment = stress"]);
+    let out = runr(home.path(), reg, &["runs", "list", "--json", "--where", "experiment = stress"]);
     assert!(text(&out).contains("marked `killed`"), "{}", text(&out));
-    let counts = json(&run(
+    let counts = json(&runr(
         home.path(),
+        reg,
         &["runs", "list", "--json", "--where", "experiment = stress", "--order", "metrics.stress.value.count"],
     ));
     let field = |r: &serde_json::Value, name: &str| -> f64 {
@@ -832,7 +889,7 @@ fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
         if r["id"] == victim_run.as_str() {
             assert_eq!(r["status"], "killed", "{r}");
             assert!(
-                n >= reported && n % batch == 0,
+                n >= reported && n.is_multiple_of(batch),
                 "killed writer: {n} rows in the registry, {reported} reported committed"
             );
         } else {
@@ -841,8 +898,9 @@ fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
         }
     }
     // No row lost or duplicated: the values of every run are 0..n-1.
-    let maxes = json(&run(
+    let maxes = json(&runr(
         home.path(),
+        reg,
         &[
             "runs",
             "list",
@@ -861,7 +919,7 @@ fn four_concurrent_writers_and_a_kill_9_lose_no_committed_rows() {
             "{r} vs {c}"
         );
     }
-    let shown = text(&run(home.path(), &["runs", "show", &victim_run]));
+    let shown = text(&runr(home.path(), reg, &["runs", "show", &victim_run]));
     assert!(shown.contains("--resume"), "{shown}");
 }
 

@@ -392,6 +392,7 @@ fn base_run(
         device: device_name.to_string(),
         resume: None,
         home: home.to_path_buf(),
+        registry: Some(registry.url().to_string()),
         stop_after: None,
     })?;
     if let Some(r) = &out.report {
@@ -452,9 +453,9 @@ fn standardized(mut e: Embeddings, train: &[usize]) -> Embeddings {
     e
 }
 
-pub fn execute(file: &Path, home: &Path, device_name: &str) -> anyhow::Result<BindReport> {
+pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &str) -> anyhow::Result<BindReport> {
     let cfg = load_config(file)?;
-    let registry = Registry::open(&run::registry_path(home))?;
+    let registry = run::open_registry(home, registry)?;
     let base_id = base_run(&cfg, file, home, device_name, &registry)?;
     let base = registry.run(&base_id)?;
     if base.summary.status != "finished" {

@@ -348,7 +348,10 @@ fn layered(file: Option<&Path>, overrides: &CliOverrides) -> Figment {
     if let Some(path) = file {
         f = f.merge(Toml::file_exact(path));
     }
-    f.merge(Env::prefixed("ASTROCLIP_").split("__").ignore(&["log", "home", "wasm_host"])).merge(overrides.clone())
+    // Config values come as ASTROCLIP_<SECTION>__<KEY> (every config key is in a section); a
+    // single-word variable (ASTROCLIP_HOME, ASTROCLIP_REGISTRY, ASTROCLIP_WASM_HOST, …) is a
+    // program setting, never configuration.
+    f.merge(Env::prefixed("ASTROCLIP_").filter(|k| k.as_str().contains("__")).split("__")).merge(overrides.clone())
 }
 
 /// Resolves an experiment: the preset named by the layers (default `quickstart`) supplies

@@ -15,6 +15,10 @@ struct Cli {
     /// Directory holding the registry (registry.db) and run outputs (runs/).
     #[arg(long, global = true, env = "ASTROCLIP_HOME", default_value = ".astroclip")]
     home: PathBuf,
+    /// The registry: a PostgreSQL URL (`postgres://user@host/db`, shared by a team) or a SQLite
+    /// file; default `<home>/registry.db`. Run outputs and artifacts stay under --home.
+    #[arg(long, global = true, env = "ASTROCLIP_REGISTRY")]
+    registry: Option<String>,
     /// Log filter (error, warn, info, debug, or a tracing directive).
     #[arg(long, global = true, default_value = "info")]
     log: String,
@@ -81,7 +85,30 @@ struct RunArgs {
 }
 
 #[derive(Subcommand, Debug)]
+enum ExportTarget {
+    /// Into an MLflow tracking server: experiments, runs, params, tags, metric series and
+    /// artifact files (run by the `astroclip-mlflow` helper; see docs/registry.md).
+    Mlflow {
+        /// Tracking server, e.g. http://127.0.0.1:5000.
+        #[arg(long)]
+        uri: String,
+        /// Only runs of this experiment (when no ids are given).
+        #[arg(long)]
+        experiment: Option<String>,
+        #[arg(long)]
+        json: bool,
+        /// Runs (ids or unique prefixes); default: every run not soft-deleted.
+        ids: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 enum RunsCommand {
+    /// Export runs to another tracker (idempotent: a second export sends only what is new).
+    Export {
+        #[command(subcommand)]
+        target: ExportTarget,
+    },
     /// List runs, newest first; filter with --where, sort with --order (see docs/registry.md).
     List {
         #[arg(long)]
@@ -340,6 +367,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 device: args.device,
                 resume: args.resume,
                 home: cli.home,
+                registry: cli.registry,
                 stop_after: args.stop_after,
             })?;
             match &outcome.report {
@@ -357,12 +385,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bind { experiment, device } => {
-            let report = astroclip_core::bind::execute(&experiment, &cli.home, &device)?;
+            let report = astroclip_core::bind::execute(&experiment, &cli.home, cli.registry.as_deref(), &device)?;
             print!("{}", report.table());
             println!("recorded as run {}", report.run_id);
         }
         Command::Runs { command } => {
-            let reg = Registry::open(&run::registry_path(&cli.home))?;
+            let reg = run::open_registry(&cli.home, cli.registry.as_deref())?;
             for id in reg.reap_dead_runs()? {
                 eprintln!(
                     "note: run {id} was left `running` by a process that no longer exists; marked `killed` (resumable)"
@@ -527,6 +555,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                                 r["path"].as_str().unwrap_or("")
                             );
                         }
+                    }
+                }
+                RunsCommand::Export { target: ExportTarget::Mlflow { uri, experiment, json, ids } } => {
+                    drop(reg);
+                    let exe = mlflow_exporter();
+                    let mut cmd = std::process::Command::new(&exe);
+                    cmd.arg("--home").arg(&cli.home).arg("--uri").arg(&uri);
+                    if let Some(r) = &cli.registry {
+                        cmd.arg("--registry").arg(r);
+                    }
+                    if let Some(e) = &experiment {
+                        cmd.arg("--experiment").arg(e);
+                    }
+                    if json {
+                        cmd.arg("--json");
+                    }
+                    cmd.args(&ids);
+                    let status = cmd.status().map_err(|e| {
+                        anyhow::anyhow!(
+                            "cannot run the MLflow exporter {} ({e}); build it with `cargo build --release --manifest-path \
+                             registry/mlflow/Cargo.toml` (needs libssl-dev and pkg-config) and put it next to astroclip, \
+                             on PATH, or in ASTROCLIP_MLFLOW_EXPORTER",
+                            exe.display()
+                        )
+                    })?;
+                    if !status.success() {
+                        anyhow::bail!(
+                            "MLflow export failed ({status}); runs exported before the failure keep their state"
+                        );
                     }
                 }
                 RunsCommand::Note { id, text } => {
@@ -755,4 +812,21 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The `astroclip-mlflow` helper: $ASTROCLIP_MLFLOW_EXPORTER, next to this executable, or PATH.
+/// It is a separate program so the trainer links neither reqwest nor OpenSSL.
+fn mlflow_exporter() -> PathBuf {
+    if let Ok(p) = std::env::var("ASTROCLIP_MLFLOW_EXPORTER") {
+        return PathBuf::from(p);
+    }
+    if let Ok(exe) = std::env::current_exe()
+        && let Some(dir) = exe.parent()
+    {
+        let c = dir.join("astroclip-mlflow");
+        if c.is_file() {
+            return c;
+        }
+    }
+    PathBuf::from("astroclip-mlflow")
 }

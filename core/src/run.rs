@@ -27,6 +27,8 @@ pub struct RunOptions {
     pub device: String,
     pub resume: Option<String>,
     pub home: PathBuf,
+    /// `--registry`: a `postgres://` URL or SQLite file instead of `<home>/registry.db`.
+    pub registry: Option<String>,
     /// Stop after this many training steps (checkpointed, status `killed`, resumable).
     pub stop_after: Option<usize>,
 }
@@ -42,6 +44,15 @@ pub struct RunOutcome {
 
 pub fn registry_path(home: &Path) -> PathBuf {
     home.join("registry.db")
+}
+
+/// Opens the registry: `location` (`--registry`: a `postgres://` URL or a SQLite file) when
+/// given, else `<home>/registry.db`.
+pub fn open_registry(home: &Path, location: Option<&str>) -> Result<Registry, astroclip_registry::RegistryError> {
+    match location.filter(|l| !l.is_empty()) {
+        Some(l) => Registry::open_url(l),
+        None => Registry::open(&registry_path(home)),
+    }
 }
 
 /// Flattens a JSON object into `a.b.c = value` pairs (the run's params).
@@ -87,7 +98,7 @@ pub fn load_source(cfg: &ExperimentConfig) -> anyhow::Result<(Arc<dyn ObjectSour
 
 pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     let wall = Instant::now();
-    let registry = Registry::open(&registry_path(&opts.home))?;
+    let registry = open_registry(&opts.home, opts.registry.as_deref())?;
     let (cfg, resume_id) = match &opts.resume {
         Some(id) => {
             if opts.file.is_some() || !opts.overrides.is_empty() {

@@ -1,6 +1,7 @@
 //! Registry benchmark (`scripts/bench-registry.sh`): metric rows/s written in batches (and one
 //! row per transaction for reference), and `runs list --where … --order …` latency over 10 000
-//! runs. Prints a Markdown table. Usage: bench_registry [n_runs]
+//! runs. Prints a Markdown table. Usage: bench_registry [n_runs] [postgres admin URL]
+//! (with a URL, the same benchmark runs on a fresh database of that PostgreSQL server).
 
 use std::time::Instant;
 
@@ -14,7 +15,15 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let n_runs: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(10_000);
     let dir = tempfile::tempdir().expect("temp dir");
-    let reg = Registry::open(&dir.path().join("bench.db")).expect("open registry");
+    let reg = match std::env::args().nth(2) {
+        Some(admin) => {
+            let name = format!("bench_{}", std::process::id());
+            Registry::open_url(&astroclip_registry::create_postgres_database(&admin, &name).expect("create database"))
+                .expect("open registry")
+        }
+        None => Registry::open(&dir.path().join("bench.db")).expect("open registry"),
+    };
+    println!("registry: {} ({:?})\n", reg.location(), reg.dialect());
     let new_run = |i: usize| {
         reg.create_run(&NewRun {
             experiment: format!("exp-{}", i % 10),

@@ -1,23 +1,27 @@
-//! The astroclip experiment registry: one SQLite file (WAL) holding experiments, runs with
-//! their resolved configuration, data hash and components, immutable params, append-only
-//! metrics written in batches, and artifacts with their SHA-256.
+//! The astroclip experiment registry: experiments, runs with their resolved configuration,
+//! data hash and components, immutable params, append-only metrics written in batches, and
+//! artifacts with their SHA-256 — in one SQLite file (WAL) or on a shared PostgreSQL server.
 //!
-//! Modelled on MLflow's tracking store. The schema lives in numbered migrations
-//! (`registry/migrations/`), applied once under an exclusive file lock because SQLite's
-//! migrator does not lock (concurrent first opens otherwise race on `CREATE TABLE`).
+//! Modelled on MLflow's tracking store. The schema lives in numbered migrations, one directory
+//! per database (`registry/migrations/{sqlite,postgres}/`, the same numbers, tables and rules in
+//! each dialect). Every query is written once, with `$N` placeholders (both databases accept
+//! them) through sqlx's `Any` driver; the only dialect differences are the name of the
+//! insertion-order column (`rowid` / `seq`) and casting text to a number ([`Dialect`]).
+//! SQLite migrations are applied under an exclusive file lock because its migrator does not
+//! lock (concurrent first opens otherwise race on `CREATE TABLE`); PostgreSQL's takes an
+//! advisory lock itself.
 //!
 //! The API is synchronous: each `Registry` owns a small current-thread tokio runtime, so
 //! training code never needs async.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 pub mod query;
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
@@ -134,6 +138,18 @@ pub struct QueryRow {
     pub fields: Vec<(String, Option<String>)>,
 }
 
+/// Where a run went in MLflow and how much of it was sent (`runs export mlflow`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct MlflowExport {
+    pub experiment_id: String,
+    pub run_id: String,
+    /// Metric rows sent, counted in insertion order.
+    pub metric_rows_sent: i64,
+    /// Artifact path (relative to the MLflow run's artifact root) → sha256 of the sent version.
+    pub artifacts_sent: std::collections::BTreeMap<String, String>,
+    pub updated_ms: i64,
+}
+
 /// One metric series of a run, summarised (for diffs).
 #[derive(Debug, Clone, Serialize)]
 pub struct MetricSummary {
@@ -146,35 +162,139 @@ pub struct MetricSummary {
     pub count: i64,
 }
 
+/// The SQL dialect differences the registry's queries need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The column that orders a table's rows by insertion.
+    pub fn seq(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "rowid",
+            Dialect::Postgres => "seq",
+        }
+    }
+
+    /// `expr` as a number, for numeric comparisons and ordering (params are stored as text).
+    /// `expr` appears once, as it may hold placeholders. SQLite casts leniently (text that is
+    /// not a number becomes 0); PostgreSQL's `astroclip_number` (migration 0004) gives NULL.
+    pub fn number(self, expr: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("CAST({expr} AS REAL)"),
+            Dialect::Postgres => format!("astroclip_number(CAST({expr} AS TEXT))"),
+        }
+    }
+}
+
+/// Rewrites `?` placeholders as `$1, $2, …` (accepted by both SQLite and PostgreSQL). Queries
+/// never contain a literal `?`: values always travel as binds.
+fn numbered(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push('$');
+            out.push_str(&n.to_string());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn qy<'q>(sql: &str) -> sqlx::query::Query<'q, Any, AnyArguments> {
+    sqlx::query(sqlx::AssertSqlSafe(numbered(sql)))
+}
+
+fn qs<'q, O>(sql: &str) -> sqlx::query::QueryScalar<'q, Any, O, AnyArguments>
+where
+    (O,): for<'r> sqlx::FromRow<'r, AnyRow>,
+{
+    sqlx::query_scalar(sqlx::AssertSqlSafe(numbered(sql)))
+}
+
 #[derive(Debug)]
 pub struct Registry {
-    pool: SqlitePool,
+    pool: AnyPool,
     rt: tokio::runtime::Runtime,
-    path: PathBuf,
+    location: String,
+    url: String,
+    path: Option<PathBuf>,
+    dialect: Dialect,
 }
 
 fn q(context: &str) -> impl FnOnce(sqlx::Error) -> RegistryError + '_ {
     move |source| RegistryError::Query { context: context.to_string(), source }
 }
 
+/// Hides the password of a `postgres://user:password@host/db` URL in messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
 impl Registry {
-    /// Opens (creating if needed) the registry at `path` and applies pending migrations.
+    /// Opens a registry given as a `postgres://` / `postgresql://` URL or as a SQLite file path
+    /// (optionally `sqlite://path`).
+    pub fn open_url(location: &str) -> Result<Self> {
+        if location.starts_with("postgres://") || location.starts_with("postgresql://") {
+            Self::open_postgres(location)
+        } else {
+            Self::open(Path::new(location.strip_prefix("sqlite://").unwrap_or(location)))
+        }
+    }
+
+    fn runtime(location: &str) -> Result<tokio::runtime::Runtime> {
+        sqlx::any::install_default_drivers();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| RegistryError::Io { path: location.to_string(), source })
+    }
+
+    /// Opens (creating if needed) the PostgreSQL registry at `url` (the database must exist)
+    /// and applies pending migrations.
+    pub fn open_postgres(url: &str) -> Result<Self> {
+        let shown = redact(url);
+        let rt = Self::runtime(&shown)?;
+        let pool = rt
+            .block_on(
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    // NOTICEs (e.g. the migrator's "already exists, skipping") are not news.
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("SET client_min_messages = warning").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(url),
+            )
+            .map_err(|source| RegistryError::Open { path: shown.clone(), source })?;
+        rt.block_on(sqlx::migrate!("./migrations/postgres").run(&pool))
+            .map_err(|source| RegistryError::Migrate { path: shown.clone(), source })?;
+        Ok(Self { pool, rt, location: shown, url: url.to_string(), path: None, dialect: Dialect::Postgres })
+    }
+
+    /// Opens (creating if needed) the SQLite registry at `path` and applies pending migrations.
     pub fn open(path: &Path) -> Result<Self> {
         let p = path.display().to_string();
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
         }
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|source| RegistryError::Io { path: p.clone(), source })?;
-        let opts = SqliteConnectOptions::from_str(&format!("sqlite://{p}"))
-            .map_err(|source| RegistryError::Open { path: p.clone(), source })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(30))
-            .foreign_keys(true);
+        let rt = Self::runtime(&p)?;
         // Serialise first opens across threads and processes: creating the file and switching
         // a fresh database to WAL (done on connect) can fail with SQLITE_BUSY without waiting
         // on the busy timeout, and the migrator does not lock.
@@ -186,32 +306,64 @@ impl Registry {
             .open(&lock_path)
             .map_err(|source| RegistryError::Io { path: p.clone(), source })?;
         fs4::fs_std::FileExt::lock_exclusive(&lock).map_err(|source| RegistryError::Io { path: p.clone(), source })?;
+        // The Any driver takes a URL; the pragmas that URL cannot carry are set on every new
+        // connection (busy timeout first, so the WAL switch waits for other writers).
+        let url = format!("sqlite://{p}?mode=rwc");
         let opened = rt
-            .block_on(SqlitePoolOptions::new().max_connections(2).connect_with(opts))
+            .block_on(
+                AnyPoolOptions::new()
+                    .max_connections(2)
+                    .after_connect(|conn, _meta| {
+                        Box::pin(async move {
+                            conn.execute("PRAGMA busy_timeout = 30000").await?;
+                            conn.execute("PRAGMA journal_mode = WAL").await?;
+                            conn.execute("PRAGMA synchronous = NORMAL").await?;
+                            conn.execute("PRAGMA foreign_keys = ON").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&url),
+            )
             .map_err(|source| RegistryError::Open { path: p.clone(), source })
             .and_then(|pool| {
-                rt.block_on(sqlx::migrate!("./migrations").run(&pool))
+                rt.block_on(sqlx::migrate!("./migrations/sqlite").run(&pool))
                     .map(|()| pool)
                     .map_err(|source| RegistryError::Migrate { path: p.clone(), source })
             });
         let _ = fs4::fs_std::FileExt::unlock(&lock);
         let pool = opened?;
-        Ok(Self { pool, rt, path: path.to_path_buf() })
+        Ok(Self { pool, rt, url: p.clone(), location: p, path: Some(path.to_path_buf()), dialect: Dialect::Sqlite })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// The SQLite file, `None` for a PostgreSQL registry.
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// Where the registry lives, for messages (a PostgreSQL URL without its password).
+    pub fn location(&self) -> &str {
+        &self.location
+    }
+
+    /// What [`Registry::open_url`] opens this registry again with (a PostgreSQL URL keeps its
+    /// password: not for messages).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
     }
 
     fn experiment_id(&self, name: &str) -> Result<i64> {
         self.rt.block_on(async {
-            sqlx::query("INSERT INTO experiments (name, created_ms) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
+            qy("INSERT INTO experiments (name, created_ms) VALUES (?, ?) ON CONFLICT(name) DO NOTHING")
                 .bind(name)
                 .bind(now_ms())
                 .execute(&self.pool)
                 .await
                 .map_err(q("create experiment"))?;
-            let row = sqlx::query("SELECT id FROM experiments WHERE name = ?")
+            let row = qy("SELECT id FROM experiments WHERE name = ?")
                 .bind(name)
                 .fetch_one(&self.pool)
                 .await
@@ -225,7 +377,7 @@ impl Registry {
         let exp = self.experiment_id(&run.experiment)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         self.rt.block_on(
-            sqlx::query(
+            qy(
                 "INSERT INTO runs (id, experiment_id, name, status, start_ms, git_commit, config_json, data_hash, components_json, pid, host)
                  VALUES (?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
             )
@@ -252,7 +404,7 @@ impl Registry {
         let rows = self
             .rt
             .block_on(
-                sqlx::query("SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL")
+                qy("SELECT id, pid FROM runs WHERE status = 'running' AND host = ? AND pid IS NOT NULL")
                     .bind(hostname())
                     .fetch_all(&self.pool),
             )
@@ -270,7 +422,7 @@ impl Registry {
             );
             self.rt
                 .block_on(
-                    sqlx::query("UPDATE runs SET status = 'killed', end_ms = ?, message = ? WHERE id = ? AND status = 'running'")
+                    qy("UPDATE runs SET status = 'killed', end_ms = ?, message = ? WHERE id = ? AND status = 'running'")
                         .bind(now_ms())
                         .bind(msg)
                         .bind(&id)
@@ -289,7 +441,7 @@ impl Registry {
         if status == "running" {
             self.rt
                 .block_on(
-                    sqlx::query("UPDATE runs SET pid = ?, host = ? WHERE id = ?")
+                    qy("UPDATE runs SET pid = ?, host = ? WHERE id = ?")
                         .bind(std::process::id() as i64)
                         .bind(hostname())
                         .bind(run)
@@ -299,7 +451,7 @@ impl Registry {
         }
         self.rt
             .block_on(
-                sqlx::query("UPDATE runs SET status = ?, end_ms = ?, message = ? WHERE id = ?")
+                qy("UPDATE runs SET status = ?, end_ms = ?, message = ? WHERE id = ?")
                     .bind(status)
                     .bind(end)
                     .bind(message)
@@ -315,7 +467,7 @@ impl Registry {
         self.rt.block_on(async {
             let mut tx = self.pool.begin().await.map_err(q("begin params"))?;
             for (key, value) in params {
-                let old: Option<String> = sqlx::query_scalar("SELECT value FROM params WHERE run_id = ? AND key = ?")
+                let old: Option<String> = qs("SELECT value FROM params WHERE run_id = ? AND key = ?")
                     .bind(run)
                     .bind(key)
                     .fetch_optional(&mut *tx)
@@ -332,7 +484,7 @@ impl Registry {
                         });
                     }
                     None => {
-                        sqlx::query("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)")
+                        qy("INSERT INTO params (run_id, key, value) VALUES (?, ?, ?)")
                             .bind(run)
                             .bind(key)
                             .bind(value)
@@ -358,7 +510,7 @@ impl Registry {
                 let mut sql = String::from("INSERT INTO metrics (run_id, key, step, time_ms, value, context) VALUES ");
                 sql.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
                 // Only placeholders are interpolated: the values travel as binds.
-                let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+                let mut query = qy(&sql);
                 for m in chunk {
                     query = query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
                 }
@@ -371,7 +523,7 @@ impl Registry {
     pub fn log_artifact(&self, run: &str, path: &str, kind: &str, sha256: &str, size_bytes: u64) -> Result<()> {
         self.rt
             .block_on(
-                sqlx::query(
+                qy(
                     "INSERT INTO artifacts (run_id, path, kind, sha256, size_bytes, created_ms) VALUES (?, ?, ?, ?, ?, ?)
                      ON CONFLICT(run_id, path) DO UPDATE SET sha256 = excluded.sha256, size_bytes = excluded.size_bytes,
                      created_ms = excluded.created_ms",
@@ -393,9 +545,7 @@ impl Registry {
         let pattern = format!("{}%", id_or_prefix.replace(['%', '_'], ""));
         let ids: Vec<String> = self
             .rt
-            .block_on(
-                sqlx::query_scalar("SELECT id FROM runs WHERE id LIKE ? LIMIT 2").bind(pattern).fetch_all(&self.pool),
-            )
+            .block_on(qs("SELECT id FROM runs WHERE id LIKE ? LIMIT 2").bind(pattern).fetch_all(&self.pool))
             .map_err(q("resolve run"))?;
         match ids.len() {
             0 => Err(RegistryError::RunNotFound(id_or_prefix.into())),
@@ -408,7 +558,7 @@ impl Registry {
         "SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit
          FROM runs r JOIN experiments e ON e.id = r.experiment_id";
 
-    fn summary(row: &sqlx::sqlite::SqliteRow) -> RunSummary {
+    fn summary(row: &AnyRow) -> RunSummary {
         RunSummary {
             id: row.get(0),
             experiment: row.get(1),
@@ -422,7 +572,7 @@ impl Registry {
     }
 
     /// A `(key, step, time_ms, value, context)` row.
-    fn metric(row: &sqlx::sqlite::SqliteRow) -> Metric {
+    fn metric(row: &AnyRow) -> Metric {
         Metric { key: row.get(0), step: row.get(1), time_ms: row.get(2), value: row.get(3), context: row.get(4) }
     }
 
@@ -434,7 +584,7 @@ impl Registry {
         );
         let rows = self
             .rt
-            .block_on(sqlx::query(sqlx::AssertSqlSafe(sql)).bind(experiment).bind(experiment).fetch_all(&self.pool))
+            .block_on(qy(&sql).bind(experiment).bind(experiment).fetch_all(&self.pool))
             .map_err(q("list runs"))?;
         Ok(rows.iter().map(Self::summary).collect())
     }
@@ -444,7 +594,7 @@ impl Registry {
         self.rt.block_on(async {
             let mut tx = self.pool.begin().await.map_err(q("begin tags"))?;
             for (k, v) in tags {
-                sqlx::query("INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value")
+                qy("INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) ON CONFLICT(run_id, key) DO UPDATE SET value = excluded.value")
                     .bind(run)
                     .bind(k)
                     .bind(v)
@@ -460,9 +610,7 @@ impl Registry {
     pub fn set_deleted(&self, run: &str, deleted: bool) -> Result<()> {
         let when = deleted.then(now_ms);
         self.rt
-            .block_on(
-                sqlx::query("UPDATE runs SET deleted_ms = ? WHERE id = ?").bind(when).bind(run).execute(&self.pool),
-            )
+            .block_on(qy("UPDATE runs SET deleted_ms = ? WHERE id = ?").bind(when).bind(run).execute(&self.pool))
             .map_err(q("soft delete"))?;
         Ok(())
     }
@@ -476,7 +624,7 @@ impl Registry {
         experiment: Option<&str>,
         deleted: bool,
     ) -> Result<Vec<QueryRow>> {
-        let c = query::compile(filter, order).map_err(RegistryError::BadQuery)?;
+        let c = query::compile(filter, order, self.dialect).map_err(RegistryError::BadQuery)?;
         let mut sql =
             String::from("SELECT r.id, e.name, r.name, r.status, r.start_ms, r.end_ms, r.data_hash, r.git_commit");
         let mut binds: Vec<query::Bind> = Vec::new();
@@ -497,7 +645,7 @@ impl Registry {
         match &c.order {
             Some((f, desc)) => {
                 let expr = if f.numeric || f.label.starts_with("params.") {
-                    format!("CAST({} AS REAL)", f.sql)
+                    self.dialect.number(&f.sql)
                 } else {
                     f.sql.clone()
                 };
@@ -512,14 +660,14 @@ impl Registry {
             None => sql.push_str(" ORDER BY r.start_ms DESC, r.id"),
         }
         // Field names only select fixed SQL fragments; every value is a bind.
-        let mut qy = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut qq = qy(&sql);
         for b in binds {
-            qy = match b {
-                query::Bind::Real(x) => qy.bind(x),
-                query::Bind::Text(t) => qy.bind(t),
+            qq = match b {
+                query::Bind::Real(x) => qq.bind(x),
+                query::Bind::Text(t) => qq.bind(t),
             };
         }
-        let rows = self.rt.block_on(qy.fetch_all(&self.pool)).map_err(q("query runs"))?;
+        let rows = self.rt.block_on(qq.fetch_all(&self.pool)).map_err(q("query runs"))?;
         Ok(rows
             .iter()
             .map(|row| QueryRow {
@@ -539,14 +687,15 @@ impl Registry {
         let rows = self
             .rt
             .block_on(
-                sqlx::query(
+                qy(&format!(
                     "SELECT s.key, s.context, m.value, m.step, s.mn, s.mx, s.n FROM
                        (SELECT key, context, MIN(value) AS mn, MAX(value) AS mx, COUNT(*) AS n,
-                               (SELECT rowid FROM metrics x WHERE x.run_id = ? AND x.key = y.key AND x.context = y.context
-                                ORDER BY step DESC, rowid DESC LIMIT 1) AS last
+                               (SELECT {seq} FROM metrics x WHERE x.run_id = ? AND x.key = y.key AND x.context = y.context
+                                ORDER BY step DESC, {seq} DESC LIMIT 1) AS last
                         FROM metrics y WHERE run_id = ? GROUP BY key, context) s
-                     JOIN metrics m ON m.rowid = s.last ORDER BY s.key, s.context",
-                )
+                     JOIN metrics m ON m.{seq} = s.last ORDER BY s.key, s.context",
+                    seq = self.dialect.seq()
+                ))
                 .bind(run)
                 .bind(run)
                 .fetch_all(&self.pool),
@@ -571,7 +720,7 @@ impl Registry {
         let rows = self
             .rt
             .block_on(
-                sqlx::query(
+                qy(
                     "SELECT key, step, time_ms, value, context FROM metrics WHERE run_id = ? AND key = ? ORDER BY step, time_ms",
                 )
                 .bind(run)
@@ -582,18 +731,76 @@ impl Registry {
         Ok(rows.iter().map(Self::metric).collect())
     }
 
+    /// Metric rows of a run in insertion order, skipping the first `offset` (for exports that
+    /// send only what is new: metrics are append-only, so this order never changes).
+    pub fn metrics_in_order(&self, run: &str, offset: i64, limit: i64) -> Result<Vec<Metric>> {
+        let sql = format!(
+            "SELECT key, step, time_ms, value, context FROM metrics WHERE run_id = ? ORDER BY {} LIMIT ? OFFSET ?",
+            self.dialect.seq()
+        );
+        let rows = self
+            .rt
+            .block_on(qy(&sql).bind(run).bind(limit).bind(offset).fetch_all(&self.pool))
+            .map_err(q("metrics in order"))?;
+        Ok(rows.iter().map(Self::metric).collect())
+    }
+
+    /// What an earlier `runs export mlflow` to `tracking_uri` sent for `run`, if it ran.
+    pub fn mlflow_export(&self, run: &str, tracking_uri: &str) -> Result<Option<MlflowExport>> {
+        let row = self
+            .rt
+            .block_on(
+                qy("SELECT mlflow_experiment_id, mlflow_run_id, metric_rows_sent, artifacts_sent, updated_ms
+                    FROM mlflow_exports WHERE run_id = ? AND tracking_uri = ?")
+                .bind(run)
+                .bind(tracking_uri)
+                .fetch_optional(&self.pool),
+            )
+            .map_err(q("read mlflow export"))?;
+        Ok(row.map(|r| MlflowExport {
+            experiment_id: r.get(0),
+            run_id: r.get(1),
+            metric_rows_sent: r.get(2),
+            artifacts_sent: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or_default(),
+            updated_ms: r.get(4),
+        }))
+    }
+
+    /// Records (replacing) what has been sent to MLflow for `run`.
+    pub fn set_mlflow_export(&self, run: &str, tracking_uri: &str, e: &MlflowExport) -> Result<()> {
+        let arts = serde_json::to_string(&e.artifacts_sent).unwrap_or_else(|_| "{}".into());
+        self.rt
+            .block_on(
+                qy("INSERT INTO mlflow_exports (run_id, tracking_uri, mlflow_experiment_id, mlflow_run_id, metric_rows_sent, artifacts_sent, updated_ms)
+                    VALUES (?, ?, ?, ?, ?, ?, ?)
+                    ON CONFLICT(run_id, tracking_uri) DO UPDATE SET mlflow_experiment_id = excluded.mlflow_experiment_id,
+                      mlflow_run_id = excluded.mlflow_run_id, metric_rows_sent = excluded.metric_rows_sent,
+                      artifacts_sent = excluded.artifacts_sent, updated_ms = excluded.updated_ms")
+                .bind(run)
+                .bind(tracking_uri)
+                .bind(&e.experiment_id)
+                .bind(&e.run_id)
+                .bind(e.metric_rows_sent)
+                .bind(arts)
+                .bind(now_ms())
+                .execute(&self.pool),
+            )
+            .map_err(q("record mlflow export"))?;
+        Ok(())
+    }
+
     pub fn run(&self, id_or_prefix: &str) -> Result<RunDetail> {
         let id = self.resolve(id_or_prefix)?;
         self.rt.block_on(async {
             let sql = format!("{} WHERE r.id = ?", Self::SUMMARY_SQL);
-            let row = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(&id).fetch_one(&self.pool).await.map_err(q("read run"))?;
+            let row = qy(&sql).bind(&id).fetch_one(&self.pool).await.map_err(q("read run"))?;
             let summary = Self::summary(&row);
-            let extra = sqlx::query("SELECT message, config_json, components_json FROM runs WHERE id = ?")
+            let extra = qy("SELECT message, config_json, components_json FROM runs WHERE id = ?")
                 .bind(&id)
                 .fetch_one(&self.pool)
                 .await
                 .map_err(q("read run"))?;
-            let params = sqlx::query("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
+            let params = qy("SELECT key, value FROM params WHERE run_id = ? ORDER BY key")
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await
@@ -602,11 +809,12 @@ impl Registry {
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
             // Last sample of each (key, context) series.
-            let latest_metrics = sqlx::query(
+            let latest_metrics = qy(&format!(
                 "SELECT m.key, m.step, m.time_ms, m.value, m.context FROM metrics m
-                 JOIN (SELECT key, context, MAX(rowid) AS last FROM metrics WHERE run_id = ? GROUP BY key, context) l
-                 ON m.rowid = l.last ORDER BY m.key, m.context",
-            )
+                 JOIN (SELECT key, context, MAX({seq}) AS last FROM metrics WHERE run_id = ? GROUP BY key, context) l
+                 ON m.{seq} = l.last ORDER BY m.key, m.context",
+                seq = self.dialect.seq()
+            ))
             .bind(&id)
             .fetch_all(&self.pool)
             .await
@@ -614,7 +822,7 @@ impl Registry {
             .iter()
             .map(Self::metric)
             .collect();
-            let artifacts = sqlx::query(
+            let artifacts = qy(
                 "SELECT path, kind, sha256, size_bytes, created_ms FROM artifacts WHERE run_id = ? ORDER BY created_ms, path",
             )
             .bind(&id)
@@ -624,7 +832,7 @@ impl Registry {
             .iter()
             .map(|r| Artifact { path: r.get(0), kind: r.get(1), sha256: r.get(2), size_bytes: r.get(3), created_ms: r.get(4) })
             .collect();
-            let tags = sqlx::query("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key")
+            let tags = qy("SELECT key, value FROM tags WHERE run_id = ? ORDER BY key")
                 .bind(&id)
                 .fetch_all(&self.pool)
                 .await
@@ -632,7 +840,7 @@ impl Registry {
                 .iter()
                 .map(|r| (r.get(0), r.get(1)))
                 .collect();
-            let deleted_ms: Option<i64> = sqlx::query_scalar("SELECT deleted_ms FROM runs WHERE id = ?")
+            let deleted_ms: Option<i64> = qs("SELECT deleted_ms FROM runs WHERE id = ?")
                 .bind(&id)
                 .fetch_one(&self.pool)
                 .await
@@ -653,9 +861,54 @@ impl Registry {
     }
 }
 
+/// Creates database `name` on the PostgreSQL server of `admin_url` (a URL to an existing
+/// database there, e.g. `…/postgres`) and returns the URL of the new one. For tests and setup
+/// scripts: a registry needs an existing, empty or astroclip-migrated database.
+pub fn create_postgres_database(admin_url: &str, name: &str) -> Result<String> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(RegistryError::BadQuery(format!("database name {name:?}: use letters, digits and _")));
+    }
+    let shown = redact(admin_url);
+    let rt = Registry::runtime(&shown)?;
+    rt.block_on(async {
+        use sqlx::Connection;
+        let mut conn = sqlx::AnyConnection::connect(admin_url)
+            .await
+            .map_err(|source| RegistryError::Open { path: shown.clone(), source })?;
+        // The name is checked above (identifiers cannot be binds).
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.map_err(q("create database"))?;
+        conn.close().await.map_err(q("close"))
+    })?;
+    let (base, query) = match admin_url.split_once('?') {
+        Some((b, qs)) => (b, format!("?{qs}")),
+        None => (admin_url, String::new()),
+    };
+    let cut = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |s| s + 2)).unwrap_or(base.len());
+    Ok(format!("{}/{name}{query}", &base[..cut]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fresh registries to run each test against: a SQLite file, and a new database on the
+    /// PostgreSQL server named by `ASTROCLIP_TEST_POSTGRES` (an admin URL; `scripts/test.sh`
+    /// starts a Debian PostgreSQL on loopback and sets it). With `ASTROCLIP_REQUIRE_POSTGRES=1`
+    /// a missing server fails the test instead of testing SQLite only.
+    pub(crate) fn fresh_locations(dir: &tempfile::TempDir) -> Vec<String> {
+        let mut out = vec![dir.path().join("r.db").display().to_string()];
+        match std::env::var("ASTROCLIP_TEST_POSTGRES") {
+            Ok(admin) if !admin.is_empty() => {
+                let name = format!("t_{}", uuid::Uuid::new_v4().simple());
+                out.push(create_postgres_database(&admin, &name).unwrap());
+            }
+            _ => assert!(
+                std::env::var("ASTROCLIP_REQUIRE_POSTGRES").is_err(),
+                "ASTROCLIP_REQUIRE_POSTGRES is set but ASTROCLIP_TEST_POSTGRES is not"
+            ),
+        }
+        out
+    }
 
     fn new_run(reg: &Registry) -> String {
         reg.create_run(&NewRun {
@@ -672,8 +925,13 @@ mod tests {
     #[test]
     fn params_are_immutable_and_metrics_append_only() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(&dir.path().join("r.db")).unwrap();
-        let run = new_run(&reg);
+        for loc in fresh_locations(&dir) {
+            params_immutable_metrics_append_only(&Registry::open_url(&loc).unwrap());
+        }
+    }
+
+    fn params_immutable_metrics_append_only(reg: &Registry) {
+        let run = new_run(reg);
         reg.log_params(&run, &[("lr".into(), "0.001".into())]).unwrap();
         reg.log_params(&run, &[("lr".into(), "0.001".into())]).unwrap();
         let err = reg.log_params(&run, &[("lr".into(), "0.1".into())]).unwrap_err();
@@ -684,7 +942,7 @@ mod tests {
         let err = reg.log_metrics(&run, &[Metric::new("loss", 251, f64::NAN)]).unwrap_err();
         assert!(err.to_string().contains("not finite"), "{err}");
         // The database itself refuses rewriting history.
-        let res = reg.rt.block_on(sqlx::query("DELETE FROM metrics").execute(&reg.pool));
+        let res = reg.rt.block_on(qy("DELETE FROM metrics").execute(&reg.pool));
         assert!(res.unwrap_err().to_string().contains("append-only"));
         let detail = reg.run(&run[..8]).unwrap();
         assert_eq!(detail.latest_metrics.len(), 1);
@@ -694,8 +952,13 @@ mod tests {
     #[test]
     fn query_filters_orders_and_soft_deletes() {
         let dir = tempfile::tempdir().unwrap();
-        let reg = Registry::open(&dir.path().join("r.db")).unwrap();
-        let runs: Vec<String> = (0..3).map(|_| new_run(&reg)).collect();
+        for loc in fresh_locations(&dir) {
+            query_filters_orders_soft_deletes(&Registry::open_url(&loc).unwrap());
+        }
+    }
+
+    fn query_filters_orders_soft_deletes(reg: &Registry) {
+        let runs: Vec<String> = (0..3).map(|_| new_run(reg)).collect();
         for (i, r) in runs.iter().enumerate() {
             reg.log_params(r, &[("loss.logit_scale".into(), ["10", "15.5", "20"][i].into())]).unwrap();
             let m: Vec<Metric> =
@@ -746,21 +1009,26 @@ mod tests {
     #[test]
     fn reopen_keeps_runs_and_concurrent_opens_migrate_once() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("r.db");
+        for loc in fresh_locations(&dir) {
+            reopen_and_concurrent_opens(&loc);
+        }
+    }
+
+    fn reopen_and_concurrent_opens(path: &str) {
         let handles: Vec<_> = (0..4)
             .map(|_| {
-                let p = path.clone();
-                std::thread::spawn(move || Registry::open(&p).map(|_| ()))
+                let p = path.to_string();
+                std::thread::spawn(move || Registry::open_url(&p).map(|_| ()))
             })
             .collect();
         for h in handles {
             h.join().unwrap().unwrap();
         }
-        let reg = Registry::open(&path).unwrap();
+        let reg = Registry::open_url(path).unwrap();
         let run = new_run(&reg);
         reg.set_status(&run, "finished", None).unwrap();
         drop(reg);
-        let reg = Registry::open(&path).unwrap();
+        let reg = Registry::open_url(path).unwrap();
         let runs = reg.list_runs(None).unwrap();
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].status, "finished");

@@ -14,6 +14,8 @@
 //! A run without the field never matches. Values travel as SQL binds; field names only select
 //! among fixed SQL fragments.
 
+use crate::Dialect;
+
 /// A bound SQL value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -57,7 +59,7 @@ fn bad(what: impl Into<String>) -> String {
     )
 }
 
-pub fn field(text: &str) -> Result<Field, String> {
+pub fn field(text: &str, dialect: Dialect) -> Result<Field, String> {
     let t = text.trim();
     let attr = t.strip_prefix("attributes.").unwrap_or(t);
     if let Some((name, sql, numeric)) = ATTRIBUTES.iter().find(|(n, _, _)| *n == attr) {
@@ -102,7 +104,8 @@ pub fn field(text: &str) -> Result<Field, String> {
         let ctx = " AND (',' || context || ',') LIKE ?".repeat(parts.len());
         let sql = match agg {
             "last" => format!(
-                "(SELECT value FROM metrics WHERE run_id = r.id AND key = ?{ctx} ORDER BY step DESC, rowid DESC LIMIT 1)"
+                "(SELECT value FROM metrics WHERE run_id = r.id AND key = ?{ctx} ORDER BY step DESC, {seq} DESC LIMIT 1)",
+                seq = dialect.seq()
             ),
             a => format!("(SELECT {}(value) FROM metrics WHERE run_id = r.id AND key = ?{ctx})", a.to_uppercase()),
         };
@@ -154,7 +157,7 @@ fn tokens(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-pub fn compile(filter: Option<&str>, order: Option<&str>) -> Result<Compiled, String> {
+pub fn compile(filter: Option<&str>, order: Option<&str>, dialect: Dialect) -> Result<Compiled, String> {
     let mut c = Compiled { conditions: vec![], fields: vec![], order: None };
     if let Some(f) = filter.filter(|f| !f.trim().is_empty()) {
         let toks = tokens(f)?;
@@ -169,7 +172,7 @@ pub fn compile(filter: Option<&str>, order: Option<&str>) -> Result<Compiled, St
             let (Some(name), Some(op), Some(value)) = (toks.get(i), toks.get(i + 1), toks.get(i + 2)) else {
                 return Err(bad(format!("incomplete condition at `{}`", toks[i..].join(" "))));
             };
-            let fl = field(name)?;
+            let fl = field(name, dialect)?;
             let sql_op = match op.as_str() {
                 "=" | "==" => "=",
                 "!=" => "!=",
@@ -184,15 +187,15 @@ pub fn compile(filter: Option<&str>, order: Option<&str>) -> Result<Compiled, St
             let sql = match (sql_op, number) {
                 ("LIKE", _) => {
                     binds.push(Bind::Text(format!("%{}%", raw.replace(['%', '_'], ""))));
-                    format!("{} LIKE ?", fl.sql)
+                    format!("CAST({} AS TEXT) LIKE ?", fl.sql)
                 }
                 (op, Some(x)) => {
                     binds.push(Bind::Real(x));
-                    format!("CAST({} AS REAL) {op} ? AND {} IS NOT NULL", fl.sql, fl.sql)
+                    format!("{} {op} ? AND {} IS NOT NULL", dialect.number(&fl.sql), fl.sql)
                 }
                 (op, None) => {
                     binds.push(Bind::Text(raw));
-                    format!("{} {op} ?", fl.sql)
+                    format!("CAST({} AS TEXT) {op} ?", fl.sql)
                 }
             };
             // The second copy of the field's SQL (IS NOT NULL) needs its binds again.
@@ -212,7 +215,7 @@ pub fn compile(filter: Option<&str>, order: Option<&str>) -> Result<Compiled, St
             Some(n) => (true, n),
             None => (false, o.trim()),
         };
-        let fl = field(name)?;
+        let fl = field(name, dialect)?;
         if !c.fields.iter().any(|f| f.label == fl.label) {
             c.fields.push(fl.clone());
         }
@@ -230,15 +233,16 @@ mod tests {
         let c = compile(
             Some("params.loss.logit_scale = 15.5 and metrics.eval.r2.redshift.max[source=image] > 0.5 and status = 'finished'"),
             Some("-metrics.train.loss"),
+            Dialect::Sqlite,
         )
         .unwrap();
         assert_eq!(c.conditions.len(), 3);
-        assert!(c.conditions[0].0.starts_with("CAST((SELECT value FROM params"));
+        assert!(c.conditions[0].0.starts_with("CAST((SELECT value FROM params"), "{}", c.conditions[0].0);
         assert_eq!(c.conditions[0].1[0], Bind::Text("loss.logit_scale".into()));
         assert_eq!(c.conditions[0].1[1], Bind::Real(15.5));
         assert!(c.conditions[1].0.contains("MAX(value)") && c.conditions[1].0.contains("context || ',') LIKE ?"));
         assert_eq!(c.conditions[1].1[1], Bind::Text("%,source=image,%".into()));
-        assert_eq!(c.conditions[2], ("r.status = ?".into(), vec![Bind::Text("finished".into())]));
+        assert_eq!(c.conditions[2], ("CAST(r.status AS TEXT) = ?".into(), vec![Bind::Text("finished".into())]));
         let (f, desc) = c.order.unwrap();
         assert!(desc && f.label == "metrics.train.loss");
         assert_eq!(c.fields.len(), 4);
@@ -253,7 +257,7 @@ mod tests {
             ("params.x <> 1", "unknown operator `<>`"),
             ("name = 'abc", "unterminated quote"),
         ] {
-            let e = compile(Some(q), None).unwrap_err();
+            let e = compile(Some(q), None, Dialect::Sqlite).unwrap_err();
             assert!(e.contains(want), "{q}: {e}");
         }
     }
