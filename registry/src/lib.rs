@@ -15,18 +15,25 @@
 //! training code never needs async.
 
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::str::FromStr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub mod query;
 
 use serde::Serialize;
 use sqlx::any::{AnyArguments, AnyPoolOptions, AnyRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Any, AnyPool, Executor, Row};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RegistryError {
     #[error("registry {path}: {source}")]
     Open { path: String, source: sqlx::Error },
+    #[error(
+        "registry {url}: cannot connect ({message}); check the URL (postgres://user[:password]@host[:port]/database) \
+         and that the database exists (create it with `createdb`)"
+    )]
+    Connect { url: String, message: String },
     #[error("registry {path}: cannot create or lock ({source})")]
     Io { path: String, source: std::io::Error },
     #[error("registry {path}: migration failed: {source}")]
@@ -220,6 +227,8 @@ where
 #[derive(Debug)]
 pub struct Registry {
     pool: AnyPool,
+    /// SQLite only: a native pool for the hot write path (metric batches).
+    sqlite: Option<sqlx::SqlitePool>,
     rt: tokio::runtime::Runtime,
     location: String,
     url: String,
@@ -273,6 +282,7 @@ impl Registry {
             .block_on(
                 AnyPoolOptions::new()
                     .max_connections(2)
+                    .acquire_timeout(Duration::from_secs(20))
                     // NOTICEs (e.g. the migrator's "already exists, skipping") are not news.
                     .after_connect(|conn, _meta| {
                         Box::pin(async move {
@@ -282,10 +292,16 @@ impl Registry {
                     })
                     .connect(url),
             )
-            .map_err(|source| RegistryError::Open { path: shown.clone(), source })?;
+            .map_err(|e| {
+                let message = match &e {
+                    sqlx::Error::Database(d) => d.message().to_string(),
+                    other => other.to_string(),
+                };
+                RegistryError::Connect { url: shown.clone(), message }
+            })?;
         rt.block_on(sqlx::migrate!("./migrations/postgres").run(&pool))
             .map_err(|source| RegistryError::Migrate { path: shown.clone(), source })?;
-        Ok(Self { pool, rt, location: shown, url: url.to_string(), path: None, dialect: Dialect::Postgres })
+        Ok(Self { pool, sqlite: None, rt, location: shown, url: url.to_string(), path: None, dialect: Dialect::Postgres })
     }
 
     /// Opens (creating if needed) the SQLite registry at `path` and applies pending migrations.
@@ -332,7 +348,24 @@ impl Registry {
             });
         let _ = fs4::fs_std::FileExt::unlock(&lock);
         let pool = opened?;
-        Ok(Self { pool, rt, url: p.clone(), location: p, path: Some(path.to_path_buf()), dialect: Dialect::Sqlite })
+        let native = SqliteConnectOptions::from_str(&format!("sqlite://{p}"))
+            .map_err(|source| RegistryError::Open { path: p.clone(), source })?
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let sqlite = rt
+            .block_on(SqlitePoolOptions::new().max_connections(1).connect_with(native))
+            .map_err(|source| RegistryError::Open { path: p.clone(), source })?;
+        Ok(Self {
+            pool,
+            sqlite: Some(sqlite),
+            rt,
+            url: p.clone(),
+            location: p,
+            path: Some(path.to_path_buf()),
+            dialect: Dialect::Sqlite,
+        })
     }
 
     /// The SQLite file, `None` for a PostgreSQL registry.
@@ -503,14 +536,30 @@ impl Registry {
         if let Some(m) = metrics.iter().find(|m| !m.value.is_finite()) {
             return Err(RegistryError::NonFinite { key: m.key.clone(), step: m.step, value: m.value });
         }
+        // Multi-row inserts, 100 rows (600 binds) per statement, well under SQLite's limit. Only
+        // placeholders are interpolated: the values travel as binds.
+        let sql_for = |n: usize| {
+            let mut sql = String::from("INSERT INTO metrics (run_id, key, step, time_ms, value, context) VALUES ");
+            sql.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; n].join(", "));
+            sql
+        };
         self.rt.block_on(async {
+            // SQLite: the native driver (the Any driver's argument conversion makes batched
+            // writes ~3× slower; measured in scripts/bench-registry.sh).
+            if let Some(pool) = &self.sqlite {
+                let mut tx = pool.begin().await.map_err(q("begin metrics"))?;
+                for chunk in metrics.chunks(100) {
+                    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql_for(chunk.len())));
+                    for m in chunk {
+                        query = query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
+                    }
+                    query.execute(&mut *tx).await.map_err(q("insert metrics"))?;
+                }
+                return tx.commit().await.map_err(q("commit metrics"));
+            }
             let mut tx = self.pool.begin().await.map_err(q("begin metrics"))?;
-            // Multi-row inserts, 100 rows (600 binds) per statement, well under SQLite's limit.
             for chunk in metrics.chunks(100) {
-                let mut sql = String::from("INSERT INTO metrics (run_id, key, step, time_ms, value, context) VALUES ");
-                sql.push_str(&vec!["(?, ?, ?, ?, ?, ?)"; chunk.len()].join(", "));
-                // Only placeholders are interpolated: the values travel as binds.
-                let mut query = qy(&sql);
+                let mut query = qy(&sql_for(chunk.len()));
                 for m in chunk {
                     query = query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
                 }
@@ -920,6 +969,34 @@ mod tests {
             components_json: "[]".into(),
         })
         .unwrap()
+    }
+
+    #[test]
+    fn postgres_urls_lose_their_password_in_messages() {
+        assert_eq!(redact("postgres://alice:s3cret@db.example:5432/reg"), "postgres://alice:***@db.example:5432/reg");
+        assert_eq!(redact("postgres://alice@db/reg"), "postgres://alice@db/reg");
+        assert_eq!(redact("/home/a/registry.db"), "/home/a/registry.db");
+        if let Ok(admin) = std::env::var("ASTROCLIP_TEST_POSTGRES") {
+            let base = admin.rsplit_once('/').unwrap().0;
+            let url = format!("{}/no_such_db_astroclip", base.replacen("://astroclip@", "://astroclip:pw@", 1));
+            let err = Registry::open_url(&url).unwrap_err().to_string();
+            assert!(err.contains("does not exist") && err.contains("createdb") && !err.contains(":pw@"), "{err}");
+        }
+    }
+
+    #[test]
+    fn sqlite_connections_use_wal_normal_sync_and_foreign_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let reg = Registry::open(&dir.path().join("r.db")).unwrap();
+        let (mode, sync, fk, busy): (String, i64, i64, i64) = reg.rt.block_on(async {
+            let mut c = reg.pool.acquire().await.unwrap();
+            let m: String = qs("PRAGMA journal_mode").fetch_one(&mut *c).await.unwrap();
+            let s: i64 = qs("PRAGMA synchronous").fetch_one(&mut *c).await.unwrap();
+            let f: i64 = qs("PRAGMA foreign_keys").fetch_one(&mut *c).await.unwrap();
+            let b: i64 = qs("PRAGMA busy_timeout").fetch_one(&mut *c).await.unwrap();
+            (m, s, f, b)
+        });
+        assert_eq!((mode.as_str(), sync, fk, busy), ("wal", 1, 1, 30000));
     }
 
     #[test]
