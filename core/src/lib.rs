@@ -20,6 +20,7 @@ pub mod plugin_encoder;
 pub mod plugin_probe;
 pub mod report;
 pub mod run;
+pub mod ssl;
 pub mod survey;
 pub mod template;
 pub mod train;
