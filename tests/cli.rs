@@ -272,6 +272,72 @@ fn resume_continues_the_same_run_exactly() {
     assert!(!table(&full).is_empty());
 }
 
+/// The image-only MoCo v2 baseline (`objective.kind = "moco-v2"`): a few real steps on the
+/// same data and encoder, the image R² row recorded under the same metric keys as an AstroCLIP
+/// run (so `runs list`/`diff` compare them), no spectrum or retrieval rows, and a stop + resume
+/// (encoders, optimizer and queue from the checkpoint) that ends exactly where an uninterrupted
+/// run ends.
+#[test]
+fn moco_v2_baseline_trains_and_resumes_exactly() {
+    let home = tempfile::tempdir().unwrap();
+    let mut base: Vec<&str> = vec!["run"];
+    base.extend_from_slice(TINY);
+    base.extend_from_slice(&[
+        "--set",
+        "model.dropout=0.0",
+        "--set",
+        "objective.kind=moco-v2",
+        "--set",
+        "objective.queue_size=40",
+        "--set",
+        "experiment.name=moco",
+    ]);
+    let full = run(home.path(), &base);
+    let t = text(&full);
+    assert!(full.status.success(), "{t}");
+    assert!(t.contains("image ") && !t.contains("spectrum ") && !t.contains("retrieval"), "{t}");
+
+    let mut first = base.clone();
+    first.extend_from_slice(&["--stop-after", "3"]);
+    assert!(run(home.path(), &first).status.success());
+    let runs = json(&run(home.path(), &["runs", "list", "--json", "--where", "status = killed"]));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let arts = json(&run(home.path(), &["runs", "artifacts", &id, "--json"]));
+    assert!(arts.as_array().unwrap().iter().any(|a| a["kind"] == "moco-queue"), "{arts}");
+    let resumed = run(home.path(), &["run", "--resume", &id]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+
+    let rows = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.kind = moco-v2 and metrics.eval.r2.redshift[source=image] > -10",
+            "--order",
+            "metrics.train.loss",
+        ],
+    ));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let field = |r: &serde_json::Value, name: &str| {
+        r["fields"].as_array().unwrap().iter().find(|f| f[0] == name).unwrap()[1].as_str().unwrap().to_string()
+    };
+    // Same final loss and the same R² to the last digit.
+    for f in ["metrics.train.loss", "metrics.eval.r2.redshift[source=image]"] {
+        assert_eq!(field(&rows[0], f), field(&rows[1], f), "{f}: {rows:?}");
+    }
+    let none = json(&run(
+        home.path(),
+        &["runs", "list", "--json", "--where", "metrics.eval.r2.redshift[source=spectrum] > -10"],
+    ));
+    assert!(none.as_array().unwrap().is_empty());
+    // A bad objective names the key.
+    let out = run(home.path(), &["run", "--set", "objective.kind=simclr"]);
+    assert!(!out.status.success() && text(&out).contains("objective.kind"), "{}", text(&out));
+}
+
 #[test]
 fn paper_preset_builds_and_takes_a_step() {
     let home = tempfile::tempdir().unwrap();

@@ -24,6 +24,39 @@ pub struct ExperimentConfig {
     pub loss: LossConfig,
     pub train: TrainConfig,
     pub eval: EvalConfig,
+    /// The training objective (absent in configurations recorded before it existed: CLIP).
+    #[serde(default)]
+    pub objective: ObjectiveConfig,
+}
+
+/// What a run trains: AstroCLIP's cross-modal contrastive objective, or an image-only
+/// self-supervised baseline at the same budget (same data, steps and batch size).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObjectiveConfig {
+    /// `clip` (image ↔ spectrum InfoNCE, AstroCLIP) or `moco-v2` (image only: momentum
+    /// contrast with a queue and astronomical augmentations, Stein et al. 2021).
+    pub kind: String,
+    /// MoCo: negatives kept in the queue (MoCo v2: 65536).
+    pub queue_size: usize,
+    /// MoCo: key-encoder momentum (MoCo v2: 0.999 over 200 epochs; short runs need less).
+    pub momentum: f64,
+    /// MoCo: softmax temperature (MoCo v2: 0.2).
+    pub temperature: f64,
+    /// MoCo: the views' augmentations.
+    pub augment: crate::ssl::augment::AugmentConfig,
+}
+
+impl Default for ObjectiveConfig {
+    fn default() -> Self {
+        Self {
+            kind: "clip".into(),
+            queue_size: 4096,
+            momentum: 0.99,
+            temperature: 0.2,
+            augment: crate::ssl::augment::AugmentConfig::default(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -175,6 +208,7 @@ impl ExperimentConfig {
                 recall_at: vec![1, 10],
                 batch_size: 128,
             },
+            objective: ObjectiveConfig::default(),
         };
         match name {
             "quickstart" => Some(quick),
@@ -210,6 +244,7 @@ impl ExperimentConfig {
                     ..quick.train
                 },
                 eval: EvalConfig { batch_size: 64, ..quick.eval },
+                objective: ObjectiveConfig { queue_size: 65536, momentum: 0.999, ..ObjectiveConfig::default() },
             }),
             _ => None,
         }
@@ -256,6 +291,23 @@ impl ExperimentConfig {
         }
         if self.loss.logit_scale <= 0.0 {
             return bad("loss.logit_scale", "must be positive".into());
+        }
+        if !["clip", "moco-v2"].contains(&self.objective.kind.as_str()) {
+            return bad("objective.kind", format!("{:?} is not one of clip, moco-v2", self.objective.kind));
+        }
+        if self.objective.kind == "moco-v2" {
+            if self.objective.queue_size < self.train.batch_size {
+                return bad(
+                    "objective.queue_size",
+                    format!("must hold at least one batch ({})", self.train.batch_size),
+                );
+            }
+            if !(0.0..=1.0).contains(&self.objective.momentum) {
+                return bad("objective.momentum", format!("{} is not in [0, 1]", self.objective.momentum));
+            }
+            if self.objective.temperature <= 0.0 {
+                return bad("objective.temperature", "must be positive".into());
+            }
         }
         if self.train.lr <= 0.0 || !self.train.lr.is_finite() {
             return bad("train.lr", "must be a positive number".into());

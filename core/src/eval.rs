@@ -119,21 +119,71 @@ pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         [("image", &img, &img), ("spectrum", &spec, &spec), ("image→spectrum", &spec, &img)];
     let mut rows = Vec::new();
     for (source, neighbours, queries) in pairs {
-        let train = neighbours.select(input.train_idx);
-        let test = queries.select(input.test_idx);
-        let mut r2 = Vec::new();
-        for (name, values) in &input.targets {
-            let y_train: Vec<f32> = input.train_idx.iter().map(|&i| values[i]).collect();
-            let y_test: Vec<f32> = input.test_idx.iter().map(|&i| values[i]).collect();
-            let mut probe = knn_probe(input.k);
-            probe.fit(ProbeInput::new(&train.values, train.n, train.dim)?, &y_train)?;
-            let pred = probe.predict(ProbeInput::new(&test.values, test.n, test.dim)?)?;
-            r2.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
-        }
-        rows.push(R2Row { source: source.to_string(), r2 });
+        rows.push(r2_row(source, neighbours, queries, input)?);
     }
     let recall = retrieval_recall(&img.select(input.test_idx), &spec.select(input.test_idx), input.recall_at);
     Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows, recall })
+}
+
+/// k-NN R² of every target, neighbours from the training rows of `neighbours`, queries the
+/// test rows of `queries` (both already normalised).
+fn r2_row(
+    source: &str,
+    neighbours: &Embeddings,
+    queries: &Embeddings,
+    input: &EvalInput<'_>,
+) -> Result<R2Row, EvalError> {
+    let train = neighbours.select(input.train_idx);
+    let test = queries.select(input.test_idx);
+    let mut r2 = Vec::new();
+    for (name, values) in &input.targets {
+        let y_train: Vec<f32> = input.train_idx.iter().map(|&i| values[i]).collect();
+        let y_test: Vec<f32> = input.test_idx.iter().map(|&i| values[i]).collect();
+        let mut probe = knn_probe(input.k);
+        probe.fit(ProbeInput::new(&train.values, train.n, train.dim)?, &y_train)?;
+        let pred = probe.predict(ProbeInput::new(&test.values, test.n, test.dim)?)?;
+        r2.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
+    }
+    Ok(R2Row { source: source.to_string(), r2 })
+}
+
+/// The image row alone (image-only models: no spectrum embedding, no retrieval).
+/// `input.spectrum` is ignored.
+pub fn evaluate_images(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
+    let img = input.image.clone().normalized();
+    let row = r2_row("image", &img, &img, input)?;
+    Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows: vec![row], recall: vec![] })
+}
+
+/// Embeds every object's image with `encoder` (evaluation mode, no autodiff); rows of skipped
+/// objects stay zero.
+pub fn embed_images<E: ModalityEncoder + Module>(
+    encoder: &E,
+    data: &TrainingData,
+    batch: usize,
+    device: &Device,
+) -> Result<Embeddings, crate::data::DataError> {
+    let encoder = encoder.valid();
+    let device = device.clone().inner();
+    let dim = encoder.embed_dim();
+    let n = data.len();
+    let mut image = vec![0f32; n * dim];
+    let batch = batch.max(1);
+    let plan: crate::data::loader::Plan = std::sync::Arc::new(move |k| (k * batch..((k + 1) * batch).min(n)).collect());
+    let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
+    for b in data.batches(plan, n.div_ceil(batch)) {
+        let b = b?;
+        if b.is_empty() {
+            continue;
+        }
+        let idx = b.indices.clone();
+        let (imgs, _) = b.tensors(il, sl, &device);
+        let ei = encoder.encode(imgs).into_data().try_to_vec::<f32>().unwrap_or_default();
+        for (r, &i) in idx.iter().enumerate() {
+            image[i * dim..(i + 1) * dim].copy_from_slice(&ei[r * dim..(r + 1) * dim]);
+        }
+    }
+    Ok(Embeddings { n, dim, values: image })
 }
 
 /// Fraction of queries (rows of `queries`) whose own pair (same row of `keys`) ranks within
@@ -174,11 +224,13 @@ impl EvalReport {
             let mean = row.r2.iter().map(|(_, v)| v).sum::<f64>() / row.r2.len().max(1) as f64;
             out.push_str(&format!("{mean:>12.3}\n"));
         }
-        out.push_str("image→spectrum retrieval:");
-        for (k, r) in &self.recall {
-            out.push_str(&format!("  recall@{k} = {r:.3}"));
+        if !self.recall.is_empty() {
+            out.push_str("image→spectrum retrieval:");
+            for (k, r) in &self.recall {
+                out.push_str(&format!("  recall@{k} = {r:.3}"));
+            }
+            out.push_str(&format!("  (chance @1 = {:.4})\n", 1.0 / self.n_test.max(1) as f64));
         }
-        out.push_str(&format!("  (chance @1 = {:.4})\n", 1.0 / self.n_test.max(1) as f64));
         out
     }
 }

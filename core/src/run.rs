@@ -276,21 +276,21 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
     if start_step > 0 {
         tracing::info!(step = start_step, "resuming from checkpoint");
     }
-    let report = train::train(
-        TrainSetup {
-            cfg: &cfg.train,
-            device: t.device,
-            data: t.data,
-            train_idx: t.train_idx,
-            registry: t.registry,
-            run_id: t.run_id,
-            checkpoints: &checkpoints,
-            artifact_root: t.home,
-            stop_after: t.stop_after,
-        },
-        model,
-        start_step,
-    )?;
+    let setup = TrainSetup {
+        cfg: &cfg.train,
+        device: t.device,
+        data: t.data,
+        train_idx: t.train_idx,
+        registry: t.registry,
+        run_id: t.run_id,
+        checkpoints: &checkpoints,
+        artifact_root: t.home,
+        stop_after: t.stop_after,
+    };
+    if cfg.objective.kind == "moco-v2" {
+        return moco_and_evaluate(t, setup, model.image, start_step, &run_dir);
+    }
+    let report = train::train(setup, model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
@@ -331,6 +331,61 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         metrics.push(
             Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"),
         );
+    }
+    if report.steps_run > 0 {
+        metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));
+    }
+    t.registry.log_metrics(t.run_id, &metrics)?;
+    std::fs::write(run_dir.join("eval.json"), serde_json::to_string_pretty(&eval_report)?)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("eval.json"), "evaluation")?;
+    Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// The image-only MoCo v2 baseline: trains the image encoder alone, then evaluates its
+/// embeddings with the same k-NN probe (the `image` row; there is no spectrum embedding).
+fn moco_and_evaluate(
+    t: &TrainEval<'_>,
+    setup: TrainSetup<'_>,
+    encoder: astroclip_builtin::resnet::ResNetEncoder,
+    start_step: usize,
+    run_dir: &Path,
+) -> anyhow::Result<(Option<EvalReport>, f64)> {
+    let cfg = t.cfg;
+    let report = crate::ssl::train_moco::train(setup, encoder, &cfg.objective, start_step)?;
+    if report.stopped_at.is_some() {
+        return Ok((None, report.samples_per_sec));
+    }
+    let image = eval::embed_images(&report.encoder, t.data, cfg.eval.batch_size, t.device)?;
+    let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
+    let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
+    let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
+    let none = eval::Embeddings { n: image.n, dim: 0, values: vec![] };
+    save_embeddings(&run_dir.join("embeddings.safetensors"), t.data.source.as_ref(), &image, &none, &test_idx)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("embeddings.safetensors"), "embeddings")?;
+    let targets = cfg
+        .eval
+        .properties
+        .iter()
+        .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
+        .collect();
+    let eval_report = eval::evaluate_images(&EvalInput {
+        image: &image,
+        spectrum: &none,
+        train_idx: &train_idx,
+        test_idx: &test_idx,
+        targets,
+        k: cfg.eval.k,
+        recall_at: &cfg.eval.recall_at,
+    })?;
+    let step = cfg.train.steps as i64;
+    let mut metrics = Vec::new();
+    for row in &eval_report.rows {
+        for (prop, r2) in &row.r2 {
+            metrics.push(
+                Metric::new(format!("eval.r2.{prop}"), step, *r2)
+                    .with_context(format!("split=test,source={}", row.source)),
+            );
+        }
     }
     if report.steps_run > 0 {
         metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));

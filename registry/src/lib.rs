@@ -301,7 +301,15 @@ impl Registry {
             })?;
         rt.block_on(sqlx::migrate!("./migrations/postgres").run(&pool))
             .map_err(|source| RegistryError::Migrate { path: shown.clone(), source })?;
-        Ok(Self { pool, sqlite: None, rt, location: shown, url: url.to_string(), path: None, dialect: Dialect::Postgres })
+        Ok(Self {
+            pool,
+            sqlite: None,
+            rt,
+            location: shown,
+            url: url.to_string(),
+            path: None,
+            dialect: Dialect::Postgres,
+        })
     }
 
     /// Opens (creating if needed) the SQLite registry at `path` and applies pending migrations.
@@ -551,7 +559,8 @@ impl Registry {
                 for chunk in metrics.chunks(100) {
                     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql_for(chunk.len())));
                     for m in chunk {
-                        query = query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
+                        query =
+                            query.bind(run).bind(&m.key).bind(m.step).bind(m.time_ms).bind(m.value).bind(&m.context);
                     }
                     query.execute(&mut *tx).await.map_err(q("insert metrics"))?;
                 }

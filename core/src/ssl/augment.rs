@@ -110,11 +110,8 @@ pub fn blur(img: &[f32], c: usize, s: usize, sigma: f32) -> Vec<f32> {
 
 /// A random view of `img` (`c × s × s`).
 pub fn augment(img: &[f32], c: usize, s: usize, cfg: &AugmentConfig, rng: &mut impl Rng) -> Vec<f32> {
-    let mut v = if cfg.dihedral {
-        dihedral(img, c, s, rng.random_range(0..4), rng.random_bool(0.5))
-    } else {
-        img.to_vec()
-    };
+    let mut v =
+        if cfg.dihedral { dihedral(img, c, s, rng.random_range(0..4), rng.random_bool(0.5)) } else { img.to_vec() };
     if cfg.max_shift > 0 {
         let m = cfg.max_shift as i64;
         let (dy, dx) = (rng.random_range(-m..=m) as isize, rng.random_range(-m..=m) as isize);

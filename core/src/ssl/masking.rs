@@ -107,8 +107,14 @@ mod tests {
         }
         // (2n - 1) w > len is refused with the settings to change.
         let mut seq = vec![1.0; 20 * 2];
-        let e = mask_sequence(&mut seq, 20, 2, MaskConfig { num_chunks: 3, chunk_width: 5 }, &mut ChaCha8Rng::seed_from_u64(0))
-            .unwrap_err();
+        let e = mask_sequence(
+            &mut seq,
+            20,
+            2,
+            MaskConfig { num_chunks: 3, chunk_width: 5 },
+            &mut ChaCha8Rng::seed_from_u64(0),
+        )
+        .unwrap_err();
         assert!(e.contains("too short") && e.contains("mask.chunk_width"), "{e}");
     }
 

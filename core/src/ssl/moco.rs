@@ -42,6 +42,12 @@ impl Queue {
         Self { data, k, dim, ptr: 0 }
     }
 
+    /// A queue from its saved rows (`k × dim`) and pointer (a checkpoint).
+    pub fn from_parts(data: Vec<f32>, k: usize, dim: usize, ptr: usize) -> Self {
+        assert_eq!(data.len(), k * dim);
+        Self { data, k, dim, ptr: ptr % k.max(1) }
+    }
+
     pub fn len(&self) -> usize {
         self.k
     }

@@ -6,3 +6,4 @@
 pub mod augment;
 pub mod masking;
 pub mod moco;
+pub mod train_moco;
