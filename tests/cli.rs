@@ -338,6 +338,58 @@ fn moco_v2_baseline_trains_and_resumes_exactly() {
     assert!(!out.status.success() && text(&out).contains("objective.kind"), "{}", text(&out));
 }
 
+/// `astroclip bench`: both models of a tiny suite are trained once, reused the second time
+/// (same configuration), and the table has AstroCLIP's three rows and MoCo's image row with
+/// the R² recorded in each model's run; the table is saved and recorded as a run.
+#[test]
+fn bench_suite_trains_then_reuses_and_prints_the_table() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shared: Vec<String> = TINY.chunks(2).map(|kv| format!("{:?}", kv[1])).collect();
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "[bench]\nname = \"tiny-bench\"\nset = [{}]\n\n[[model]]\nname = \"AstroCLIP\"\n\n\
+             [[model]]\nname = \"MoCo v2\"\nset = [\"objective.kind=moco-v2\", \"objective.queue_size=32\"]\n",
+            shared.join(", ")
+        ),
+    )
+    .unwrap();
+    let first = run(home.path(), &["bench", suite.to_str().unwrap()]);
+    let t = text(&first);
+    assert!(first.status.success(), "{t}");
+    assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
+    let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| source")).collect();
+    assert_eq!(lines.len(), 4, "image ×2, spectrum, image→spectrum: {t}");
+    assert!(lines[0].starts_with("| image | AstroCLIP |") && lines[1].starts_with("| image | MoCo v2 |"), "{t}");
+    // The MoCo row's redshift R² is the one recorded in its run.
+    let moco = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.kind = moco-v2 and metrics.eval.r2.redshift[source=image] > -100",
+        ],
+    ));
+    let r2: f64 = moco[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = lines[1].split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
+
+    let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
+    let t2 = text(&second);
+    assert!(second.status.success() && t2.matches("reusing run").count() == 2 && !t2.contains("training ("), "{t2}");
+    assert!(home.path().join("bench/tiny-bench.md").is_file() && home.path().join("bench/tiny-bench.html").is_file());
+    let tables = json(&run(home.path(), &["runs", "list", "--json", "--where", "experiment = tiny-bench-table"]));
+    assert_eq!(tables.as_array().unwrap().len(), 2, "each invocation records its table");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[bench]\nname = \"x\"\nmodels = 3\n").unwrap();
+    let out = run(home.path(), &["bench", bad.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("bad.toml"), "{}", text(&out));
+}
+
 #[test]
 fn paper_preset_builds_and_takes_a_step() {
     let home = tempfile::tempdir().unwrap();

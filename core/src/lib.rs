@@ -21,6 +21,7 @@ pub mod plugin_probe;
 pub mod report;
 pub mod run;
 pub mod ssl;
+pub mod suite;
 pub mod survey;
 pub mod template;
 pub mod train;

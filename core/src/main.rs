@@ -39,6 +39,16 @@ enum Command {
         #[arg(long, default_value = "flex")]
         device: String,
     },
+    /// Benchmark suite: train (or reuse) every model of a bench file on the same data and
+    /// budget, evaluate each with the same probe, print and save the paper-style R² table
+    /// (see experiments/bench-quick.toml).
+    Bench {
+        /// Bench TOML.
+        suite: PathBuf,
+        /// Compute device: flex, tch or tch-cuda:N.
+        #[arg(long, default_value = "flex")]
+        device: String,
+    },
     /// Inspect recorded runs.
     Runs {
         #[command(subcommand)]
@@ -388,6 +398,12 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let report = astroclip_core::bind::execute(&experiment, &cli.home, cli.registry.as_deref(), &device)?;
             print!("{}", report.table());
             println!("recorded as run {}", report.run_id);
+        }
+        Command::Bench { suite, device } => {
+            let (table, md) = astroclip_core::suite::execute(&suite, &cli.home, cli.registry.as_deref(), &device)?;
+            println!("{}: zero-shot k-NN R² on held-out galaxies\n", table.name);
+            print!("{}", table.markdown());
+            println!("\nsaved {} (and .html); recorded as experiment {}-table", md.display(), table.name);
         }
         Command::Runs { command } => {
             let reg = run::open_registry(&cli.home, cli.registry.as_deref())?;

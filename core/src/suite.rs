@@ -1,0 +1,295 @@
+//! `astroclip bench <bench.toml>`: trains (or reuses from the registry) every model of a
+//! benchmark suite on the same data with the same budget, evaluates each with the same k-NN
+//! probe, and prints the paper-style table (AstroCLIP's README, Parker et al. 2024 Table 1:
+//! rows source × model × protocol, columns redshift, each property, their average), saved as
+//! Markdown and HTML and recorded in the registry as a run of its own.
+//!
+//! ```toml
+//! [bench]
+//! name = "bench-quick"
+//! experiment = "quickstart.toml"     # base experiment, next to this file (or a preset name)
+//! set = ["train.steps=900"]          # the shared budget, applied to every model
+//!
+//! [[model]]
+//! name = "AstroCLIP"                 # objective.kind = "clip" (the default)
+//!
+//! [[model]]
+//! name = "MoCo v2 (Stein et al. 2021)"
+//! set = ["objective.kind=moco-v2"]
+//! ```
+//! A model is reused when a finished run's recorded configuration equals the model's resolved
+//! configuration apart from the `experiment` section (name and description).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use astroclip_registry::{Metric, NewRun, Registry};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{self, CliOverrides, ExperimentConfig};
+use crate::run::{self, RunOptions};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    pub bench: SuiteSection,
+    #[serde(rename = "model")]
+    pub models: Vec<SuiteModel>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteSection {
+    pub name: String,
+    #[serde(default)]
+    pub experiment: String,
+    #[serde(default)]
+    pub set: Vec<String>,
+    #[serde(default)]
+    pub description: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteModel {
+    pub name: String,
+    #[serde(default)]
+    pub set: Vec<String>,
+}
+
+/// One row of the table: a model's embedding of one source, probed zero-shot.
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteRow {
+    pub source: String,
+    pub model: String,
+    pub protocol: String,
+    pub run: String,
+    pub r2: Vec<(String, f64)>,
+    pub mean_properties: f64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SuiteTable {
+    pub name: String,
+    pub properties: Vec<String>,
+    pub rows: Vec<SuiteRow>,
+    /// Runs trained by this invocation (the others were reused).
+    pub trained: Vec<String>,
+}
+
+impl SuiteTable {
+    /// Markdown: redshift, each property, and the mean over the non-redshift properties
+    /// (AstroCLIP's "properties" column).
+    pub fn markdown(&self) -> String {
+        let mut out = format!("| source | model | protocol | {} | properties (mean) |\n", self.properties.join(" | "));
+        out.push_str(&format!("|---|---|---|{}---|\n", "---:|".repeat(self.properties.len())));
+        for r in &self.rows {
+            let vals: Vec<String> = r.r2.iter().map(|(_, v)| format!("{v:.3}")).collect();
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {:.3} |\n",
+                r.source,
+                r.model,
+                r.protocol,
+                vals.join(" | "),
+                r.mean_properties
+            ));
+        }
+        out
+    }
+
+    pub fn html(&self) -> String {
+        let esc = |s: &str| s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;");
+        let mut out = format!(
+            "<!doctype html><meta charset=utf-8><title>{0}</title><style>body{{font:14px sans-serif}}td,th{{padding:2px 8px}}\
+             td.n{{text-align:right}}</style><h1>{0}</h1><p>zero-shot k-NN R² on held-out galaxies</p><table><tr>\
+             <th>source<th>model<th>protocol",
+            esc(&self.name)
+        );
+        for p in &self.properties {
+            out.push_str(&format!("<th>{}", esc(p)));
+        }
+        out.push_str("<th>properties (mean)</tr>");
+        for r in &self.rows {
+            out.push_str(&format!("<tr><td>{}<td>{}<td>{}", esc(&r.source), esc(&r.model), esc(&r.protocol)));
+            for (_, v) in &r.r2 {
+                out.push_str(&format!("<td class=n>{v:.3}"));
+            }
+            out.push_str(&format!("<td class=n>{:.3}</tr>", r.mean_properties));
+        }
+        out.push_str("</table>\n");
+        out
+    }
+}
+
+/// A model name as a key part: lower case, runs of other characters as `-`.
+fn slug(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    out.trim_matches('-').to_string()
+}
+
+fn same_model(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
+    let mut a = a.clone();
+    a.experiment = b.experiment.clone();
+    &a == b
+}
+
+/// Runs the suite in `file`; `home`/`registry` as for `astroclip run`.
+pub fn execute(
+    file: &Path,
+    home: &Path,
+    registry: Option<&str>,
+    device: &str,
+) -> anyhow::Result<(SuiteTable, PathBuf)> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: not a bench file", file.display()))?;
+    if suite.models.is_empty() {
+        bail!("{}: no [[model]] entries", file.display());
+    }
+    let reg = run::open_registry(home, registry)?;
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let (exp_path, base): (Option<PathBuf>, Vec<String>) = if suite.bench.experiment.is_empty() {
+        (None, vec![])
+    } else if dir.join(&suite.bench.experiment).is_file() {
+        (Some(dir.join(&suite.bench.experiment)), vec![])
+    } else if ExperimentConfig::preset(&suite.bench.experiment).is_some() {
+        (None, vec![format!("experiment.preset={}", suite.bench.experiment)])
+    } else {
+        bail!(
+            "{}: bench.experiment {:?} is neither a file next to it nor a preset",
+            file.display(),
+            suite.bench.experiment
+        );
+    };
+    let mut rows = Vec::new();
+    let mut trained = Vec::new();
+    let mut properties = Vec::new();
+    for m in &suite.models {
+        let mut overrides = base.clone();
+        overrides.extend(suite.bench.set.iter().cloned());
+        overrides.extend(m.set.iter().cloned());
+        overrides.push(format!("experiment.name={}", suite.bench.name));
+        let cfg = config::load(exp_path.as_deref(), &CliOverrides::parse(&overrides)?)
+            .with_context(|| format!("{}: model {:?}", file.display(), m.name))?;
+        let id = match reuse(&reg, &cfg)? {
+            Some(id) => {
+                eprintln!("{}: reusing run {id} (same configuration)", m.name);
+                id
+            }
+            None => {
+                eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);
+                let out = run::execute(&RunOptions {
+                    file: exp_path.clone(),
+                    overrides: overrides.clone(),
+                    device: device.to_string(),
+                    resume: None,
+                    home: home.to_path_buf(),
+                    registry: Some(reg.url().to_string()),
+                    stop_after: None,
+                })?;
+                trained.push(out.run_id.clone());
+                out.run_id
+            }
+        };
+        properties = cfg.eval.properties.clone();
+        let latest = reg.run(&id)?.latest_metrics;
+        for source in ["image", "spectrum", "image→spectrum"] {
+            let ctx = format!("split=test,source={source}");
+            let r2: Vec<(String, f64)> = cfg
+                .eval
+                .properties
+                .iter()
+                .filter_map(|p| {
+                    latest
+                        .iter()
+                        .find(|x| x.key == format!("eval.r2.{p}") && x.context == ctx)
+                        .map(|x| (p.clone(), x.value))
+                })
+                .collect();
+            if r2.len() != cfg.eval.properties.len() {
+                continue;
+            }
+            let others: Vec<f64> = r2.iter().filter(|(p, _)| p != "redshift").map(|(_, v)| *v).collect();
+            let mean_properties = others.iter().sum::<f64>() / others.len().max(1) as f64;
+            rows.push(SuiteRow {
+                source: source.to_string(),
+                model: m.name.clone(),
+                protocol: if source == "image→spectrum" { "zero-shot, cross-modal" } else { "zero-shot" }.into(),
+                run: id.clone(),
+                r2,
+                mean_properties,
+            });
+        }
+    }
+    // Grouped by source as in the paper's table.
+    let order = |s: &str| ["image", "spectrum", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
+    rows.sort_by_key(|r| order(&r.source));
+    let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, trained };
+    let out_dir = home.join("bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let md = out_dir.join(format!("{}.md", suite.bench.name));
+    std::fs::write(&md, table.markdown())?;
+    std::fs::write(out_dir.join(format!("{}.html", suite.bench.name)), table.html())?;
+    record(&reg, &suite, &table, home, &md)?;
+    Ok((table, md))
+}
+
+fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String>> {
+    for r in reg.list_runs(Some(&cfg.experiment.name))? {
+        if r.status != "finished" {
+            continue;
+        }
+        let d = reg.run(&r.id)?;
+        if let Ok(old) = serde_json::from_value::<ExperimentConfig>(d.config)
+            && same_model(&old, cfg)
+        {
+            return Ok(Some(r.id));
+        }
+    }
+    Ok(None)
+}
+
+/// The table as a registry run of experiment `<name>-table`: which run each row came from
+/// (params), every R² (metrics with `model`/`source` context), the Markdown and HTML files.
+fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md: &Path) -> anyhow::Result<()> {
+    let id = reg.create_run(&NewRun {
+        experiment: format!("{}-table", suite.bench.name),
+        name: suite.bench.name.clone(),
+        config_json: serde_json::to_string(&serde_json::json!({
+            "bench": { "name": suite.bench.name, "experiment": suite.bench.experiment, "set": suite.bench.set },
+            "models": suite.models.iter().map(|m| serde_json::json!({"name": m.name, "set": m.set})).collect::<Vec<_>>(),
+        }))?,
+        git_commit: None,
+        data_hash: None,
+        components_json: "[]".into(),
+    })?;
+    let mut params: Vec<(String, String)> = Vec::new();
+    for r in &table.rows {
+        let key = format!("run.{}", slug(&r.model));
+        if !params.iter().any(|(k, _)| *k == key) {
+            params.push((key, r.run.clone()));
+        }
+    }
+    reg.log_params(&id, &params)?;
+    let mut metrics = Vec::new();
+    for r in &table.rows {
+        let ctx = format!("model={},source={}", slug(&r.model), r.source);
+        for (p, v) in &r.r2 {
+            metrics.push(Metric::new(format!("bench.r2.{p}"), 0, *v).with_context(ctx.clone()));
+        }
+        metrics.push(Metric::new("bench.r2.properties_mean", 0, r.mean_properties).with_context(ctx));
+    }
+    reg.log_metrics(&id, &metrics)?;
+    let html = md.with_extension("html");
+    for (f, kind) in [(md, "bench-table"), (html.as_path(), "bench-report")] {
+        crate::train::record_artifact(reg, &id, home, f, kind)?;
+    }
+    reg.set_status(&id, "finished", None)?;
+    Ok(())
+}
