@@ -122,6 +122,18 @@ impl ModuleMapper for Blend {
     }
 }
 
+/// A gradient-free copy of `module` with its own parameters (the initial key encoder).
+/// `clone().no_grad()` is not enough: clones share their parameters.
+pub fn detached_copy<M: Module>(module: &M) -> M {
+    struct Fresh;
+    impl ModuleMapper for Fresh {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            Param::from_tensor(param.val().detach()).set_require_grad(false)
+        }
+    }
+    module.clone().map(&mut Fresh)
+}
+
 /// The momentum (EMA) update of the key encoder: every float parameter becomes
 /// `m · key + (1 − m) · query`. Both modules must have the same structure.
 pub fn momentum_update<M: Module>(key: M, query: &M, m: f64) -> M {
@@ -184,6 +196,20 @@ mod tests {
         let copied = momentum_update(updated.clone(), &query, 0.0);
         assert_eq!(vals(&copied), qv);
         assert_eq!(vals(&momentum_update(updated.clone(), &query, 1.0)), uv);
+    }
+
+    /// The key starts as a copy of the query: making the copy gradient-free must leave the
+    /// query trainable (parameters are shared lazily between clones).
+    #[test]
+    fn a_no_grad_key_copy_leaves_the_query_trainable() {
+        use burn::optim::GradientsParams;
+        let dev = Device::default().autodiff();
+        let query: Linear = LinearConfig::new(3, 2).init(&dev);
+        let key = detached_copy(&query);
+        let x = Tensor::<2>::from_data(TensorData::new(vec![1.0f32, 2.0, 3.0], [1, 3]), &dev);
+        let l = query.forward(x.clone()).sum() + key.forward(x).sum();
+        let grads = GradientsParams::from_grads(l.backward(), &query);
+        assert_eq!(grads.len(), 2, "weight and bias of the query get gradients");
     }
 
     /// Golden value by the reference formula, computed here in f64: n = 2, d = 2, K = 2, T = 0.5.

@@ -21,7 +21,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::augment::augment;
-use super::moco::{Queue, loss, momentum_update};
+use super::moco::{Queue, detached_copy, loss, momentum_update};
 use crate::config::ObjectiveConfig;
 use crate::train::{TrainError, TrainSetup, batch_indices, learning_rate, record_artifact};
 
@@ -79,7 +79,7 @@ pub fn train(
         return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
     }
     let dim = encoder.embed_dim();
-    let key = encoder.clone().no_grad();
+    let key = detached_copy(&encoder);
     let mut model = MocoPair { query: encoder, key };
     let mut queue = Queue::new(ocfg.queue_size, dim, cfg.seed ^ 0x6d6f_636f);
     let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
@@ -91,7 +91,7 @@ pub fn train(
         let dir = setup.checkpoints.step_dir(start_step);
         let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
         model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-        model.key = model.key.clone().no_grad();
+        model.key = detached_copy(&model.key);
         optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
         queue = load_queue(&dir.join("queue.bin"), ocfg.queue_size, dim).map_err(ck)?;
     }
