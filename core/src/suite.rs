@@ -241,8 +241,9 @@ pub fn execute(
 }
 
 fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String>> {
-    for r in reg.list_runs(Some(&cfg.experiment.name))? {
-        if r.status != "finished" {
+    // Any experiment: a model trained as `astroclip run` counts as well.
+    for r in reg.list_runs(None)? {
+        if r.status != "finished" || r.experiment.ends_with("-table") {
             continue;
         }
         let d = reg.run(&r.id)?;
