@@ -361,7 +361,9 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     assert!(first.status.success(), "{t}");
     assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
     let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| source")).collect();
-    assert_eq!(lines.len(), 4, "image ×2, spectrum, image→spectrum: {t}");
+    // image: 2 models × (zero-shot, few-shot); spectrum: zero-/few-shot; image→spectrum.
+    assert_eq!(lines.len(), 7, "{t}");
+    assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 3, "{t}");
     assert!(lines[0].starts_with("| image | AstroCLIP |") && lines[1].starts_with("| image | MoCo v2 |"), "{t}");
     // The MoCo row's redshift R² is the one recorded in its run.
     let moco = json(&run(

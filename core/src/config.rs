@@ -153,6 +153,14 @@ pub struct EvalConfig {
     pub properties: Vec<String>,
     pub recall_at: Vec<usize>,
     pub batch_size: usize,
+    /// Also the few-shot protocol: an MLP probe (hidden [64, 64], dropout 0.1, Adam 1e-3)
+    /// trained on the frozen training-split embeddings, R² on the held-out split.
+    #[serde(default = "default_few_shot")]
+    pub few_shot: bool,
+}
+
+fn default_few_shot() -> bool {
+    true
 }
 
 impl ExperimentConfig {
@@ -207,6 +215,7 @@ impl ExperimentConfig {
                 properties: ["redshift", "log_mass", "log_ssfr", "metallicity", "age"].map(String::from).to_vec(),
                 recall_at: vec![1, 10],
                 batch_size: 128,
+                few_shot: true,
             },
             objective: ObjectiveConfig::default(),
         };

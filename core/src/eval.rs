@@ -95,6 +95,9 @@ pub struct EvalReport {
     pub rows: Vec<R2Row>,
     /// `(k, recall)` of image→spectrum retrieval among the test pairs.
     pub recall: Vec<(usize, f64)>,
+    /// Few-shot protocol: MLP probe R² per source (empty when `eval.few_shot` is off).
+    #[serde(default)]
+    pub few_shot: Vec<R2Row>,
 }
 
 pub struct EvalInput<'a> {
@@ -106,6 +109,8 @@ pub struct EvalInput<'a> {
     pub targets: Vec<(String, &'a [f32])>,
     pub k: usize,
     pub recall_at: &'a [usize],
+    /// Also train the few-shot MLP probe.
+    pub few_shot: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -122,7 +127,13 @@ pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         rows.push(r2_row(source, neighbours, queries, input)?);
     }
     let recall = retrieval_recall(&img.select(input.test_idx), &spec.select(input.test_idx), input.recall_at);
-    Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows, recall })
+    let mut few_shot = Vec::new();
+    if input.few_shot {
+        for (source, e) in [("image", &img), ("spectrum", &spec)] {
+            few_shot.push(r2_row_with(source, e, e, input, &mlp_probe)?);
+        }
+    }
+    Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows, recall, few_shot })
 }
 
 /// k-NN R² of every target, neighbours from the training rows of `neighbours`, queries the
@@ -133,13 +144,28 @@ fn r2_row(
     queries: &Embeddings,
     input: &EvalInput<'_>,
 ) -> Result<R2Row, EvalError> {
+    r2_row_with(source, neighbours, queries, input, &|| knn_probe(input.k))
+}
+
+/// The few-shot probe of the evaluation (AstroCLIP: MLP [64, 64], dropout 0.1, Adam 1e-3).
+pub fn mlp_probe() -> Box<dyn astroclip_plugin_api::Probe> {
+    Box::new(astroclip_builtin::mlp_probe::MlpProbe::new(Default::default()))
+}
+
+fn r2_row_with(
+    source: &str,
+    neighbours: &Embeddings,
+    queries: &Embeddings,
+    input: &EvalInput<'_>,
+    probe: &dyn Fn() -> Box<dyn astroclip_plugin_api::Probe>,
+) -> Result<R2Row, EvalError> {
     let train = neighbours.select(input.train_idx);
     let test = queries.select(input.test_idx);
     let mut r2 = Vec::new();
     for (name, values) in &input.targets {
         let y_train: Vec<f32> = input.train_idx.iter().map(|&i| values[i]).collect();
         let y_test: Vec<f32> = input.test_idx.iter().map(|&i| values[i]).collect();
-        let mut probe = knn_probe(input.k);
+        let mut probe = probe();
         probe.fit(ProbeInput::new(&train.values, train.n, train.dim)?, &y_train)?;
         let pred = probe.predict(ProbeInput::new(&test.values, test.n, test.dim)?)?;
         r2.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
@@ -152,7 +178,14 @@ fn r2_row(
 pub fn evaluate_images(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
     let img = input.image.clone().normalized();
     let row = r2_row("image", &img, &img, input)?;
-    Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows: vec![row], recall: vec![] })
+    let few_shot = if input.few_shot { vec![r2_row_with("image", &img, &img, input, &mlp_probe)?] } else { vec![] };
+    Ok(EvalReport {
+        n_train: input.train_idx.len(),
+        n_test: input.test_idx.len(),
+        rows: vec![row],
+        recall: vec![],
+        few_shot,
+    })
 }
 
 /// Embeds every object's image with `encoder` (evaluation mode, no autodiff); rows of skipped
@@ -223,6 +256,17 @@ impl EvalReport {
             }
             let mean = row.r2.iter().map(|(_, v)| v).sum::<f64>() / row.r2.len().max(1) as f64;
             out.push_str(&format!("{mean:>12.3}\n"));
+        }
+        if !self.few_shot.is_empty() {
+            out.push_str("few-shot MLP probe R² (hidden [64, 64], dropout 0.1, Adam 1e-3)\n");
+            for row in &self.few_shot {
+                out.push_str(&format!("{:<16}", row.source));
+                for (_, v) in &row.r2 {
+                    out.push_str(&format!("{v:>12.3}"));
+                }
+                let mean = row.r2.iter().map(|(_, v)| v).sum::<f64>() / row.r2.len().max(1) as f64;
+                out.push_str(&format!("{mean:>12.3}\n"));
+            }
         }
         if !self.recall.is_empty() {
             out.push_str("image→spectrum retrieval:");

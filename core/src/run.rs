@@ -316,6 +316,7 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         targets,
         k: cfg.eval.k,
         recall_at: &cfg.eval.recall_at,
+        few_shot: cfg.eval.few_shot,
     })?;
     let step = cfg.train.steps as i64;
     let mut metrics = Vec::new();
@@ -323,6 +324,14 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         for (prop, r2) in &row.r2 {
             metrics.push(
                 Metric::new(format!("eval.r2.{prop}"), step, *r2)
+                    .with_context(format!("split=test,source={}", row.source)),
+            );
+        }
+    }
+    for row in &eval_report.few_shot {
+        for (prop, r2) in &row.r2 {
+            metrics.push(
+                Metric::new(format!("eval.mlp_r2.{prop}"), step, *r2)
                     .with_context(format!("split=test,source={}", row.source)),
             );
         }
@@ -376,6 +385,7 @@ fn moco_and_evaluate(
         targets,
         k: cfg.eval.k,
         recall_at: &cfg.eval.recall_at,
+        few_shot: cfg.eval.few_shot,
     })?;
     let step = cfg.train.steps as i64;
     let mut metrics = Vec::new();
@@ -383,6 +393,14 @@ fn moco_and_evaluate(
         for (prop, r2) in &row.r2 {
             metrics.push(
                 Metric::new(format!("eval.r2.{prop}"), step, *r2)
+                    .with_context(format!("split=test,source={}", row.source)),
+            );
+        }
+    }
+    for row in &eval_report.few_shot {
+        for (prop, r2) in &row.r2 {
+            metrics.push(
+                Metric::new(format!("eval.mlp_r2.{prop}"), step, *r2)
                     .with_context(format!("split=test,source={}", row.source)),
             );
         }

@@ -199,7 +199,13 @@ pub fn execute(
         };
         properties = cfg.eval.properties.clone();
         let latest = reg.run(&id)?.latest_metrics;
-        for source in ["image", "spectrum", "image→spectrum"] {
+        for (prefix, source, protocol) in [
+            ("eval.r2", "image", "zero-shot (k-NN)"),
+            ("eval.mlp_r2", "image", "few-shot (MLP)"),
+            ("eval.r2", "spectrum", "zero-shot (k-NN)"),
+            ("eval.mlp_r2", "spectrum", "few-shot (MLP)"),
+            ("eval.r2", "image→spectrum", "zero-shot, cross-modal"),
+        ] {
             let ctx = format!("split=test,source={source}");
             let r2: Vec<(String, f64)> = cfg
                 .eval
@@ -208,7 +214,7 @@ pub fn execute(
                 .filter_map(|p| {
                     latest
                         .iter()
-                        .find(|x| x.key == format!("eval.r2.{p}") && x.context == ctx)
+                        .find(|x| x.key == format!("{prefix}.{p}") && x.context == ctx)
                         .map(|x| (p.clone(), x.value))
                 })
                 .collect();
@@ -220,7 +226,7 @@ pub fn execute(
             rows.push(SuiteRow {
                 source: source.to_string(),
                 model: m.name.clone(),
-                protocol: if source == "image→spectrum" { "zero-shot, cross-modal" } else { "zero-shot" }.into(),
+                protocol: protocol.into(),
                 run: id.clone(),
                 r2,
                 mean_properties,
@@ -229,7 +235,7 @@ pub fn execute(
     }
     // Grouped by source as in the paper's table.
     let order = |s: &str| ["image", "spectrum", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
-    rows.sort_by_key(|r| order(&r.source));
+    rows.sort_by_key(|r| (order(&r.source), r.protocol.starts_with("few-shot")));
     let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, trained };
     let out_dir = home.join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -280,7 +286,7 @@ fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md
     reg.log_params(&id, &params)?;
     let mut metrics = Vec::new();
     for r in &table.rows {
-        let ctx = format!("model={},source={}", slug(&r.model), r.source);
+        let ctx = format!("model={},source={},protocol={}", slug(&r.model), r.source, slug(&r.protocol));
         for (p, v) in &r.r2 {
             metrics.push(Metric::new(format!("bench.r2.{p}"), 0, *v).with_context(ctx.clone()));
         }

@@ -12,6 +12,7 @@
 pub mod head;
 pub mod infonce;
 pub mod knn;
+pub mod mlp_probe;
 pub mod resnet;
 pub mod specformer;
 pub mod spectrum_tokens;
