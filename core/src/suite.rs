@@ -140,19 +140,22 @@ fn same_model(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
     &a == b
 }
 
-/// Runs the suite in `file`; `home`/`registry` as for `astroclip run`.
-pub fn execute(
-    file: &Path,
-    home: &Path,
-    registry: Option<&str>,
-    device: &str,
-) -> anyhow::Result<(SuiteTable, PathBuf)> {
+/// A suite's models with their resolved configurations and the overrides that produce them
+/// (relative to the returned experiment file, if any).
+pub struct ResolvedModel {
+    pub name: String,
+    pub config: ExperimentConfig,
+    pub file: Option<PathBuf>,
+    pub overrides: Vec<String>,
+}
+
+/// Parses a bench file and resolves every model's configuration (nothing is trained).
+pub fn resolve(file: &Path) -> anyhow::Result<(SuiteFile, Vec<ResolvedModel>)> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     let suite: SuiteFile = toml::from_str(&text).with_context(|| format!("{}: not a bench file", file.display()))?;
     if suite.models.is_empty() {
         bail!("{}: no [[model]] entries", file.display());
     }
-    let reg = run::open_registry(home, registry)?;
     let dir = file.parent().unwrap_or(Path::new("."));
     let (exp_path, base): (Option<PathBuf>, Vec<String>) = if suite.bench.experiment.is_empty() {
         (None, vec![])
@@ -167,17 +170,34 @@ pub fn execute(
             suite.bench.experiment
         );
     };
-    let mut rows = Vec::new();
-    let mut trained = Vec::new();
-    let mut properties = Vec::new();
+    let mut out = Vec::new();
     for m in &suite.models {
         let mut overrides = base.clone();
         overrides.extend(suite.bench.set.iter().cloned());
         overrides.extend(m.set.iter().cloned());
         overrides.push(format!("experiment.name={}", suite.bench.name));
-        let cfg = config::load(exp_path.as_deref(), &CliOverrides::parse(&overrides)?)
+        let config = config::load(exp_path.as_deref(), &CliOverrides::parse(&overrides)?)
             .with_context(|| format!("{}: model {:?}", file.display(), m.name))?;
-        let id = match reuse(&reg, &cfg)? {
+        out.push(ResolvedModel { name: m.name.clone(), config, file: exp_path.clone(), overrides });
+    }
+    Ok((suite, out))
+}
+
+/// Runs the suite in `file`; `home`/`registry` as for `astroclip run`.
+pub fn execute(
+    file: &Path,
+    home: &Path,
+    registry: Option<&str>,
+    device: &str,
+) -> anyhow::Result<(SuiteTable, PathBuf)> {
+    let (suite, models) = resolve(file)?;
+    let reg = run::open_registry(home, registry)?;
+    let mut rows = Vec::new();
+    let mut trained = Vec::new();
+    let mut properties = Vec::new();
+    for m in &models {
+        let cfg = &m.config;
+        let id = match reuse(&reg, cfg)? {
             Some(id) => {
                 eprintln!("{}: reusing run {id} (same configuration)", m.name);
                 id
@@ -185,8 +205,8 @@ pub fn execute(
             None => {
                 eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);
                 let out = run::execute(&RunOptions {
-                    file: exp_path.clone(),
-                    overrides: overrides.clone(),
+                    file: m.file.clone(),
+                    overrides: m.overrides.clone(),
                     device: device.to_string(),
                     resume: None,
                     home: home.to_path_buf(),
@@ -299,4 +319,27 @@ fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md
     }
     reg.set_status(&id, "finished", None)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The shipped bench files resolve: equal budgets, the MoCo model differs only in its
+    /// objective, and the paper file carries MoCo v2's published queue and momentum.
+    #[test]
+    fn shipped_bench_files_resolve_to_equal_budgets() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
+        for (file, queue, momentum) in [("bench-quick.toml", 4096, 0.99), ("bench-paper.toml", 65536, 0.999)] {
+            let (suite, models) = resolve(&dir.join(file)).unwrap();
+            assert_eq!(models.len(), 2, "{file}");
+            let (clip, moco) = (&models[0].config, &models[1].config);
+            assert_eq!((clip.objective.kind.as_str(), moco.objective.kind.as_str()), ("clip", "moco-v2"));
+            assert_eq!((moco.objective.queue_size, moco.objective.momentum), (queue, momentum), "{file}");
+            let mut same = moco.clone();
+            same.objective = clip.objective.clone();
+            assert_eq!(&same, clip, "{file}: only the objective differs");
+            assert_eq!(clip.experiment.name, suite.bench.name);
+        }
+    }
 }
