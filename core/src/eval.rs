@@ -45,6 +45,41 @@ impl Embeddings {
     }
 }
 
+/// Runs `encode` over every object of `data` in batches; `encode` returns one row-major
+/// `(n, dims[j])` block per output. Rows of skipped objects stay zero.
+fn embed_batches(
+    data: &TrainingData,
+    batch: usize,
+    device: &Device,
+    dims: &[usize],
+    mut encode: impl FnMut(burn::tensor::Tensor<2>, burn::tensor::Tensor<2>) -> Vec<Vec<f32>>,
+) -> Result<Vec<Embeddings>, crate::data::DataError> {
+    let n = data.len();
+    let mut out: Vec<Embeddings> = dims.iter().map(|&dim| Embeddings { n, dim, values: vec![0f32; n * dim] }).collect();
+    let batch = batch.max(1);
+    let plan: crate::data::loader::Plan = std::sync::Arc::new(move |k| (k * batch..((k + 1) * batch).min(n)).collect());
+    let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
+    for b in data.batches(plan, n.div_ceil(batch)) {
+        let b = b?;
+        if b.is_empty() {
+            continue;
+        }
+        let idx = b.indices.clone();
+        let (imgs, specs) = b.tensors(il, sl, device);
+        for (e, block) in out.iter_mut().zip(encode(imgs, specs)) {
+            let dim = e.dim;
+            for (r, &i) in idx.iter().enumerate() {
+                e.values[i * dim..(i + 1) * dim].copy_from_slice(&block[r * dim..(r + 1) * dim]);
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn rows(t: burn::tensor::Tensor<2>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap_or_default()
+}
+
 /// Embeds every object of `data` with both encoders (evaluation mode, no autodiff). Rows of
 /// objects the loader skipped (`data.on_bad = "skip"`) stay zero; callers drop them through
 /// [`TrainingData::excluded`].
@@ -55,29 +90,26 @@ pub fn embed_all(
     device: &Device,
 ) -> Result<(Embeddings, Embeddings), crate::data::DataError> {
     let model = model.valid();
-    let device = device.clone().inner();
     let dim = model.image.embed_dim();
-    let n = data.len();
-    let mut image = vec![0f32; n * dim];
-    let mut spectrum = vec![0f32; n * dim];
-    let batch = batch.max(1);
-    let plan: crate::data::loader::Plan = std::sync::Arc::new(move |k| (k * batch..((k + 1) * batch).min(n)).collect());
-    let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
-    for b in data.batches(plan, n.div_ceil(batch)) {
-        let b = b?;
-        if b.is_empty() {
-            continue;
-        }
-        let idx = b.indices.clone();
-        let (imgs, specs) = b.tensors(il, sl, &device);
-        let ei = model.image.encode(imgs).into_data().try_to_vec::<f32>().unwrap_or_default();
-        let es = model.spectrum.encode(specs).into_data().try_to_vec::<f32>().unwrap_or_default();
-        for (r, &i) in idx.iter().enumerate() {
-            image[i * dim..(i + 1) * dim].copy_from_slice(&ei[r * dim..(r + 1) * dim]);
-            spectrum[i * dim..(i + 1) * dim].copy_from_slice(&es[r * dim..(r + 1) * dim]);
-        }
-    }
-    Ok((Embeddings { n, dim, values: image }, Embeddings { n, dim, values: spectrum }))
+    let mut e = embed_batches(data, batch, &device.clone().inner(), &[dim, dim], |imgs, specs| {
+        vec![rows(model.image.encode(imgs)), rows(model.spectrum.encode(specs))]
+    })?;
+    let spectrum = e.pop().expect("two outputs");
+    Ok((e.pop().expect("two outputs"), spectrum))
+}
+
+/// Embeds every object's image with `encoder` (evaluation mode, no autodiff).
+pub fn embed_images<E: ModalityEncoder + Module>(
+    encoder: &E,
+    data: &TrainingData,
+    batch: usize,
+    device: &Device,
+) -> Result<Embeddings, crate::data::DataError> {
+    let encoder = encoder.valid();
+    let mut e = embed_batches(data, batch, &device.clone().inner(), &[encoder.embed_dim()], |imgs, _| {
+        vec![rows(encoder.encode(imgs))]
+    })?;
+    Ok(e.pop().expect("one output"))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -186,37 +218,6 @@ pub fn evaluate_images(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         recall: vec![],
         few_shot,
     })
-}
-
-/// Embeds every object's image with `encoder` (evaluation mode, no autodiff); rows of skipped
-/// objects stay zero.
-pub fn embed_images<E: ModalityEncoder + Module>(
-    encoder: &E,
-    data: &TrainingData,
-    batch: usize,
-    device: &Device,
-) -> Result<Embeddings, crate::data::DataError> {
-    let encoder = encoder.valid();
-    let device = device.clone().inner();
-    let dim = encoder.embed_dim();
-    let n = data.len();
-    let mut image = vec![0f32; n * dim];
-    let batch = batch.max(1);
-    let plan: crate::data::loader::Plan = std::sync::Arc::new(move |k| (k * batch..((k + 1) * batch).min(n)).collect());
-    let (il, sl) = (data.tokenizers.image_len(), data.tokenizers.spectrum_len());
-    for b in data.batches(plan, n.div_ceil(batch)) {
-        let b = b?;
-        if b.is_empty() {
-            continue;
-        }
-        let idx = b.indices.clone();
-        let (imgs, _) = b.tensors(il, sl, &device);
-        let ei = encoder.encode(imgs).into_data().try_to_vec::<f32>().unwrap_or_default();
-        for (r, &i) in idx.iter().enumerate() {
-            image[i * dim..(i + 1) * dim].copy_from_slice(&ei[r * dim..(r + 1) * dim]);
-        }
-    }
-    Ok(Embeddings { n, dim, values: image })
 }
 
 /// Fraction of queries (rows of `queries`) whose own pair (same row of `keys`) ranks within

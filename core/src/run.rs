@@ -296,57 +296,8 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
     }
 
     let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device)?;
-    // Objects the loader skipped during training or embedding have no embedding.
-    let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
-    let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
-    let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
-    save_embeddings(&run_dir.join("embeddings.safetensors"), t.data.source.as_ref(), &image, &spectrum, &test_idx)?;
-    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("embeddings.safetensors"), "embeddings")?;
-    let targets = cfg
-        .eval
-        .properties
-        .iter()
-        .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
-        .collect();
-    let eval_report = eval::evaluate(&EvalInput {
-        image: &image,
-        spectrum: &spectrum,
-        train_idx: &train_idx,
-        test_idx: &test_idx,
-        targets,
-        k: cfg.eval.k,
-        recall_at: &cfg.eval.recall_at,
-        few_shot: cfg.eval.few_shot,
-    })?;
-    let step = cfg.train.steps as i64;
-    let mut metrics = Vec::new();
-    for row in &eval_report.rows {
-        for (prop, r2) in &row.r2 {
-            metrics.push(
-                Metric::new(format!("eval.r2.{prop}"), step, *r2)
-                    .with_context(format!("split=test,source={}", row.source)),
-            );
-        }
-    }
-    for row in &eval_report.few_shot {
-        for (prop, r2) in &row.r2 {
-            metrics.push(
-                Metric::new(format!("eval.mlp_r2.{prop}"), step, *r2)
-                    .with_context(format!("split=test,source={}", row.source)),
-            );
-        }
-    }
-    for (k, r) in &eval_report.recall {
-        metrics.push(
-            Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"),
-        );
-    }
-    if report.steps_run > 0 {
-        metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));
-    }
-    t.registry.log_metrics(t.run_id, &metrics)?;
-    std::fs::write(run_dir.join("eval.json"), serde_json::to_string_pretty(&eval_report)?)?;
-    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("eval.json"), "evaluation")?;
+    let eval_report =
+        evaluate_and_record(t, run_dir.as_path(), &image, Some(&spectrum), report.steps_run, report.samples_per_sec)?;
     Ok((Some(eval_report), report.samples_per_sec))
 }
 
@@ -365,53 +316,73 @@ fn moco_and_evaluate(
         return Ok((None, report.samples_per_sec));
     }
     let image = eval::embed_images(&report.encoder, t.data, cfg.eval.batch_size, t.device)?;
+    let eval_report = evaluate_and_record(t, run_dir, &image, None, report.steps_run, report.samples_per_sec)?;
+    Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// Evaluates trained embeddings on the held-out split (all rows, or the image rows when there
+/// is no spectrum embedding), saves them and the evaluation as artifacts, records the metrics.
+fn evaluate_and_record(
+    t: &TrainEval<'_>,
+    run_dir: &Path,
+    image: &eval::Embeddings,
+    spectrum: Option<&eval::Embeddings>,
+    steps_run: usize,
+    samples_per_sec: f64,
+) -> anyhow::Result<EvalReport> {
+    let cfg = t.cfg;
+    // Objects the loader skipped during training or embedding have no embedding.
     let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
     let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
     let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
     let none = eval::Embeddings { n: image.n, dim: 0, values: vec![] };
-    save_embeddings(&run_dir.join("embeddings.safetensors"), t.data.source.as_ref(), &image, &none, &test_idx)?;
-    train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("embeddings.safetensors"), "embeddings")?;
+    let embeddings = run_dir.join("embeddings.safetensors");
+    save_embeddings(&embeddings, t.data.source.as_ref(), image, spectrum.unwrap_or(&none), &test_idx)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &embeddings, "embeddings")?;
     let targets = cfg
         .eval
         .properties
         .iter()
         .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
         .collect();
-    let eval_report = eval::evaluate_images(&EvalInput {
-        image: &image,
-        spectrum: &none,
+    let input = EvalInput {
+        image,
+        spectrum: spectrum.unwrap_or(&none),
         train_idx: &train_idx,
         test_idx: &test_idx,
         targets,
         k: cfg.eval.k,
         recall_at: &cfg.eval.recall_at,
         few_shot: cfg.eval.few_shot,
-    })?;
+    };
+    let eval_report = match spectrum {
+        Some(_) => eval::evaluate(&input)?,
+        None => eval::evaluate_images(&input)?,
+    };
     let step = cfg.train.steps as i64;
     let mut metrics = Vec::new();
-    for row in &eval_report.rows {
-        for (prop, r2) in &row.r2 {
-            metrics.push(
-                Metric::new(format!("eval.r2.{prop}"), step, *r2)
-                    .with_context(format!("split=test,source={}", row.source)),
-            );
+    for (prefix, rows) in [("eval.r2", &eval_report.rows), ("eval.mlp_r2", &eval_report.few_shot)] {
+        for row in rows {
+            for (prop, r2) in &row.r2 {
+                metrics.push(
+                    Metric::new(format!("{prefix}.{prop}"), step, *r2)
+                        .with_context(format!("split=test,source={}", row.source)),
+                );
+            }
         }
     }
-    for row in &eval_report.few_shot {
-        for (prop, r2) in &row.r2 {
-            metrics.push(
-                Metric::new(format!("eval.mlp_r2.{prop}"), step, *r2)
-                    .with_context(format!("split=test,source={}", row.source)),
-            );
-        }
+    for (k, r) in &eval_report.recall {
+        metrics.push(
+            Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"),
+        );
     }
-    if report.steps_run > 0 {
-        metrics.push(Metric::new("train.mean_samples_per_sec", step, report.samples_per_sec));
+    if steps_run > 0 {
+        metrics.push(Metric::new("train.mean_samples_per_sec", step, samples_per_sec));
     }
     t.registry.log_metrics(t.run_id, &metrics)?;
     std::fs::write(run_dir.join("eval.json"), serde_json::to_string_pretty(&eval_report)?)?;
     train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("eval.json"), "evaluation")?;
-    Ok((Some(eval_report), report.samples_per_sec))
+    Ok(eval_report)
 }
 
 /// Embeddings of every object as safetensors: `image` and `spectrum` (N, dim) float32,
