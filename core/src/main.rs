@@ -401,7 +401,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench { suite, device } => {
             let (table, md) = astroclip_core::suite::execute(&suite, &cli.home, cli.registry.as_deref(), &device)?;
-            println!("{}: zero-shot k-NN R² on held-out galaxies\n", table.name);
+            println!("{}: R² on held-out galaxies (zero-shot k-NN, few-shot MLP probes)\n", table.name);
             print!("{}", table.markdown());
             println!("\nsaved {} (and .html); recorded as experiment {}-table", md.display(), table.name);
         }
