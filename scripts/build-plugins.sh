@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/plugins
 mkdir -p "$out"
+# Tests run this concurrently: one build at a time, or two `cp`s race on the same file.
+exec 9>"$out/.build.lock"
+flock 9
 for id in "$@"; do
     src=plugins/examples/$id
     cargo build --offline --quiet --manifest-path "$src/Cargo.toml" --target-dir target/plugin-examples
