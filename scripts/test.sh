@@ -4,9 +4,22 @@
 # package, loopback), the WASM plugin carrier's tests, the MLflow round trip (MLflow from
 # PyPI, a real `mlflow server` on loopback), then the libtorch backend tests with CPU-only
 # libtorch 2.9.0 from PyPI.
-# Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads ~1 GB once).
+# Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads ~1 GB once). The CLI tests
+# also check `astroclip bench perf`'s k-NN rows against scikit-learn (from MLflow's venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The PyPI installs (MLflow, which brings scikit-learn; CPU libtorch) download while the Rust
+# code builds; their environment lines land in .ci-env/ and are read when first needed.
+mkdir -p .ci-env
+scripts/setup-mlflow.sh >.ci-env/mlflow 2>.ci-env/mlflow.log &
+mlflow_setup=$!
+if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
+    scripts/setup-libtorch-cpu.sh >.ci-env/libtorch 2>.ci-env/libtorch.log &
+    libtorch_setup=$!
+fi
+wait_setup() { # pid name
+    wait "$1" || { echo "setup of $2 failed:" >&2; cat ".ci-env/$2.log" >&2; exit 1; }
+}
 eval "$(scripts/fixtures.sh | tail -n 1 | sed "s/^/export /")"
 # Headless Chromium (Debian) checks the HTML report; installed when missing and possible.
 if ! command -v chromium >/dev/null 2>&1; then
@@ -29,12 +42,17 @@ trap 'scripts/start-postgres.sh stop' EXIT
 # The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one);
 # its host binary serves WASM plugins to `astroclip` (the binding test uses it).
 cargo build --manifest-path plugins/wasm/Cargo.toml --bin astroclip-wasm-host
+cargo test --workspace --no-run
+# MLflow's venv has scikit-learn: `bench perf` is checked against it in the CLI tests.
+wait_setup "$mlflow_setup" mlflow
+eval "$(cat .ci-env/mlflow)"
+export ASTROCLIP_BENCH_PYTHON="$ASTROCLIP_MLFLOW_PYTHON" ASTROCLIP_REQUIRE_SKLEARN=1
 cargo test --workspace
 ZIG_PYTHON=$PWD/.venv-data/bin/python cargo test --manifest-path plugins/wasm/Cargo.toml
 # MLflow export: its own workspace (reqwest/OpenSSL stay out of the trainer's build).
-eval "$(scripts/setup-mlflow.sh)"
 ASTROCLIP_REQUIRE_MLFLOW=1 cargo test --manifest-path registry/mlflow/Cargo.toml
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
-    eval "$(scripts/setup-libtorch-cpu.sh)"
+    wait_setup "$libtorch_setup" libtorch
+    eval "$(cat .ci-env/libtorch)"
     cargo test --workspace --features astroclip-core/tch -- tch_backend
 fi

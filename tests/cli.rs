@@ -392,6 +392,52 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     assert!(!out.status.success() && text(&out).contains("bad.toml"), "{}", text(&out));
 }
 
+/// `astroclip bench perf` times the training step and the k-NN probe and prints the table; the
+/// k-NN rows are checked against scikit-learn on the same embeddings when a Python with
+/// scikit-learn is named by `ASTROCLIP_BENCH_PYTHON` (`scripts/test.sh` names MLflow's venv,
+/// and sets `ASTROCLIP_REQUIRE_SKLEARN=1` so that its absence fails). A reference that cannot
+/// run is reported in the table, not skipped silently.
+#[test]
+fn bench_perf_times_step_and_knn_against_references() {
+    let home = tempfile::tempdir().unwrap();
+    let quick = ["bench", "perf", "--steps", "1", "--warmup", "0", "--embed-reps", "1", "--knn-reps", "1"];
+    let python = std::env::var("ASTROCLIP_BENCH_PYTHON").ok();
+    assert!(
+        python.is_some() || std::env::var("ASTROCLIP_REQUIRE_SKLEARN").is_err(),
+        "ASTROCLIP_REQUIRE_SKLEARN is set but ASTROCLIP_BENCH_PYTHON is not"
+    );
+    if let Some(py) = &python {
+        let mut args = quick.to_vec();
+        args.extend(["--knn-sizes", "300,1200", "--python", py]);
+        let out = run(home.path(), &args);
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains("| quickstart | astroclip (flex) | 548976 | 64 |"), "{t}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.path().join("bench/perf.json")).unwrap()).unwrap();
+        for row in report["knn"].as_array().unwrap() {
+            let diff = row["max_abs_diff"].as_f64().unwrap_or_else(|| panic!("scikit-learn did not run: {t}"));
+            assert!(diff < 1e-5, "k-NN predictions differ from scikit-learn's by {diff}: {t}");
+            assert!((row["r2_ours"].as_f64().unwrap() - row["r2_sklearn"].as_f64().unwrap()).abs() < 1e-6, "{t}");
+        }
+        // Where torch is importable the PyTorch model must be the same model.
+        if let Some(torch) =
+            report["steps"].as_array().unwrap().iter().find(|r| r["backend"].as_str().unwrap().starts_with("PyTorch"))
+        {
+            assert_eq!(torch["params"], report["steps"][0]["params"], "{t}");
+        } else {
+            assert!(t.contains("reference not run — PyTorch (quickstart)"), "{t}");
+        }
+    }
+    let mut args = quick.to_vec();
+    args.extend(["--knn-sizes", "200", "--python", "/nonexistent/python"]);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("reference not run — PyTorch") && t.contains("cannot start /nonexistent/python"), "{t}");
+    assert!(t.contains("scripts/setup-bench.sh") && t.contains("| 200 / 50 |"), "{t}");
+}
+
 #[test]
 fn paper_preset_builds_and_takes_a_step() {
     let home = tempfile::tempdir().unwrap();

@@ -15,6 +15,7 @@ pub mod diff;
 pub mod eval;
 pub mod interrupt;
 pub mod model;
+pub mod perf;
 pub mod plot;
 pub mod plugin_encoder;
 pub mod plugin_probe;

@@ -27,6 +27,14 @@ struct Cli {
 }
 
 #[derive(Subcommand, Debug)]
+enum BenchCommand {
+    /// Speed of the platform itself: training step and embedding throughput per preset and
+    /// backend against the same model in PyTorch, and the k-NN probe against scikit-learn, on
+    /// this machine in one run.
+    Perf(astroclip_core::perf::PerfArgs),
+}
+
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Train and evaluate an experiment, recording it in the registry.
     Run(RunArgs),
@@ -42,9 +50,13 @@ enum Command {
     /// Benchmark suite: train (or reuse) every model of a bench file on the same data and
     /// budget, evaluate each with the same probe, print and save the paper-style R² table
     /// (see experiments/bench-quick.toml).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
     Bench {
+        #[command(subcommand)]
+        command: Option<BenchCommand>,
         /// Bench TOML.
-        suite: PathBuf,
+        #[arg(required = true)]
+        suite: Option<PathBuf>,
         /// Compute device: flex, tch or tch-cuda:N.
         #[arg(long, default_value = "flex")]
         device: String,
@@ -399,7 +411,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             print!("{}", report.table());
             println!("recorded as run {}", report.run_id);
         }
-        Command::Bench { suite, device } => {
+        Command::Bench { command: Some(BenchCommand::Perf(args)), .. } => {
+            let report = astroclip_core::perf::execute(&args)?;
+            let md = report.markdown();
+            print!("{md}");
+            let dir = cli.home.join("bench");
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("perf.md"), &md)?;
+            std::fs::write(dir.join("perf.json"), serde_json::to_string_pretty(&report)?)?;
+            println!("\nsaved {}", dir.join("perf.md").display());
+        }
+        Command::Bench { suite, device, .. } => {
+            let suite = suite.ok_or_else(|| anyhow::anyhow!("bench needs a bench TOML or `perf`"))?;
             let (table, md) = astroclip_core::suite::execute(&suite, &cli.home, cli.registry.as_deref(), &device)?;
             println!("{}: R² on held-out galaxies (zero-shot k-NN, few-shot MLP probes)\n", table.name);
             print!("{}", table.markdown());

@@ -6,6 +6,7 @@
 //! neighbours at distance 0 only those count, equally.
 
 use astroclip_plugin_api::{ComponentError, ComponentInfo, ComponentKind, Probe, ProbeInput};
+use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone)]
 pub struct KnnRegressor {
@@ -14,13 +15,24 @@ pub struct KnnRegressor {
     mean: Vec<f32>,
     scale: Vec<f32>,
     train: Vec<f32>,
+    /// `|t|²` of each standardised training row.
+    train_norms: Vec<f32>,
     targets: Vec<f32>,
     cols: usize,
 }
 
 impl KnnRegressor {
     pub fn new(k: usize, standardize: bool) -> Self {
-        Self { k, standardize, mean: vec![], scale: vec![], train: vec![], targets: vec![], cols: 0 }
+        Self {
+            k,
+            standardize,
+            mean: vec![],
+            scale: vec![],
+            train: vec![],
+            train_norms: vec![],
+            targets: vec![],
+            cols: 0,
+        }
     }
 
     fn err(detail: String) -> ComponentError {
@@ -32,7 +44,68 @@ impl KnnRegressor {
             out[j] = (row[j] - self.mean[j]) / self.scale[j];
         }
     }
+
+    /// Predictions for query rows `first..first + out.len()`, whose standardised values are
+    /// `q` and whose dot products with every training row are `dots` (row-major).
+    ///
+    /// Candidates come from `|q|² + |t|² - 2 q·t` (one matrix product for the whole block, as
+    /// scikit-learn's brute-force search does); the nearest [`CANDIDATE_MARGIN`] beyond `k` are
+    /// then re-measured directly as `Σ (q - t)²`, so rounding in the expansion can neither
+    /// reorder the k-th neighbour nor hide an exact duplicate (distance 0).
+    fn predict_rows(&self, q: &[f32], dots: &[f32], out: &mut [f32]) {
+        let n_train = self.targets.len();
+        let k = self.k.min(n_train);
+        let m = (k + CANDIDATE_MARGIN).min(n_train);
+        let cols = self.cols;
+        let mut approx: Vec<(f32, usize)> = Vec::with_capacity(n_train);
+        let mut exact: Vec<(f64, usize)> = Vec::with_capacity(m);
+        for (r, slot) in out.iter_mut().enumerate() {
+            let qr = &q[r * cols..(r + 1) * cols];
+            let qn: f32 = qr.iter().map(|v| v * v).sum();
+            approx.clear();
+            approx.extend(
+                dots[r * n_train..(r + 1) * n_train]
+                    .iter()
+                    .zip(&self.train_norms)
+                    .enumerate()
+                    .map(|(t, (d, tn))| (qn + tn - 2.0 * d, t)),
+            );
+            if m < n_train {
+                approx.select_nth_unstable_by(m - 1, |a, b| a.0.total_cmp(&b.0));
+            }
+            exact.clear();
+            exact.extend(approx[..m].iter().map(|&(_, t)| {
+                let row = &self.train[t * cols..(t + 1) * cols];
+                (row.iter().zip(qr).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>(), t)
+            }));
+            *slot = self.weighted_mean(&mut exact, k);
+        }
+    }
+
+    /// scikit-learn's distance-weighted mean over the `k` nearest of `dist` (squared distances).
+    fn weighted_mean(&self, dist: &mut [(f64, usize)], k: usize) -> f32 {
+        dist.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
+        let near = &dist[..k];
+        let exact: Vec<_> = near.iter().filter(|(d, _)| *d == 0.0).collect();
+        let pred = if !exact.is_empty() {
+            exact.iter().map(|(_, t)| self.targets[*t] as f64).sum::<f64>() / exact.len() as f64
+        } else {
+            let (mut num, mut den) = (0f64, 0f64);
+            for &(d2, t) in near {
+                let w = 1.0 / d2.sqrt();
+                num += w * self.targets[t] as f64;
+                den += w;
+            }
+            num / den
+        };
+        pred as f32
+    }
 }
+
+/// Neighbours beyond `k` re-measured exactly (see [`KnnRegressor::predict_rows`]).
+const CANDIDATE_MARGIN: usize = 16;
+/// Queries per matrix product: bounds the `(block, n_train)` dot-product buffer.
+const QUERY_BLOCK: usize = 256;
 
 impl Probe for KnnRegressor {
     fn info(&self) -> ComponentInfo {
@@ -65,6 +138,10 @@ impl Probe for KnnRegressor {
         for (i, out) in train.chunks_mut(x.cols).enumerate() {
             self.transform_row(x.row(i), out);
         }
+        self.train_norms = train.chunks(x.cols.max(1)).map(|r| r.iter().map(|v| v * v).sum()).collect();
+        if x.cols == 0 {
+            self.train_norms = vec![0.0; x.rows];
+        }
         self.train = train;
         self.targets = y.to_vec();
         Ok(())
@@ -85,34 +162,39 @@ impl Probe for KnnRegressor {
                 i % x.cols.max(1)
             )));
         }
+        let cols = self.cols;
         let n_train = self.targets.len();
-        let k = self.k.min(n_train);
-        let mut q = vec![0f32; self.cols];
-        let mut dist: Vec<(f32, usize)> = Vec::with_capacity(n_train);
-        let mut out = Vec::with_capacity(x.rows);
-        for i in 0..x.rows {
-            self.transform_row(x.row(i), &mut q);
-            dist.clear();
-            for t in 0..n_train {
-                let row = &self.train[t * self.cols..(t + 1) * self.cols];
-                let d2: f32 = row.iter().zip(&q).map(|(a, b)| (a - b) * (a - b)).sum();
-                dist.push((d2, t));
+        let device = burn::tensor::Device::flex();
+        let train = Tensor::<2>::from_data(TensorData::new(self.train.clone(), [n_train, cols]), &device).transpose();
+        let mut out = vec![0f32; x.rows];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        for (b, slots) in out.chunks_mut(QUERY_BLOCK).enumerate() {
+            let nb = slots.len();
+            let mut q = vec![0f32; nb * cols];
+            for (r, qr) in q.chunks_mut(cols.max(1)).enumerate().take(nb) {
+                self.transform_row(x.row(b * QUERY_BLOCK + r), qr);
             }
-            dist.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
-            let near = &dist[..k];
-            let exact: Vec<_> = near.iter().filter(|(d, _)| *d == 0.0).collect();
-            let pred = if !exact.is_empty() {
-                exact.iter().map(|(_, t)| self.targets[*t] as f64).sum::<f64>() / exact.len() as f64
+            let dots = if cols == 0 {
+                vec![0f32; nb * n_train]
             } else {
-                let (mut num, mut den) = (0f64, 0f64);
-                for &(d2, t) in near {
-                    let w = 1.0 / (d2 as f64).sqrt();
-                    num += w * self.targets[t] as f64;
-                    den += w;
-                }
-                num / den
+                let qt = Tensor::<2>::from_data(TensorData::new(q.clone(), [nb, cols]), &device);
+                qt.matmul(train.clone()).into_data().try_to_vec::<f32>().map_err(|e| Self::err(format!("{e:?}")))?
             };
-            out.push(pred as f32);
+            // The selection per query is independent: split the block's rows over the cores.
+            let per = nb.div_ceil(threads).max(1);
+            let (q, dots) = (&q, &dots);
+            std::thread::scope(|scope| {
+                for (c, chunk) in slots.chunks_mut(per).enumerate() {
+                    let rows = c * per..c * per + chunk.len();
+                    scope.spawn(move || {
+                        self.predict_rows(
+                            &q[rows.start * cols..rows.end * cols],
+                            &dots[rows.start * n_train..rows.end * n_train],
+                            chunk,
+                        )
+                    });
+                }
+            });
         }
         Ok(out)
     }

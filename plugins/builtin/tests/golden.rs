@@ -459,3 +459,54 @@ fn knn_r2_matches_scikit_learn() {
     );
     assert!((r2_score(&yte, &pred) - 0.884692552467493).abs() < 1e-5);
 }
+
+/// The probe finds neighbours with one matrix product per block of 256 queries and re-measures
+/// the nearest k + 16 exactly; this must equal a plain brute-force search in f64 (the
+/// definition scikit-learn implements), across block boundaries, with exact duplicates of
+/// training rows among the queries (distance 0: only those count) and with standardisation.
+#[test]
+fn knn_blocked_search_equals_brute_force() {
+    let (n, d, m, k) = (700usize, 24usize, 600usize, 64usize);
+    let mut s = 0x9e3779b97f4a7c15u64;
+    let mut r = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        (s >> 11) as f64 / (1u64 << 53) as f64 - 0.5
+    };
+    let xtr: Vec<f32> = (0..n * d).map(|i| (r() * (1.0 + (i % d) as f64) + 3.0) as f32).collect();
+    let ytr: Vec<f32> = (0..n).map(|_| r() as f32).collect();
+    let mut xte: Vec<f32> = (0..m * d).map(|i| (r() * (1.0 + (i % d) as f64) + 3.0) as f32).collect();
+    // Queries 10 and 300 (second block) are copies of training rows 5 and 6.
+    xte[10 * d..11 * d].copy_from_slice(&xtr[5 * d..6 * d]);
+    xte[300 * d..301 * d].copy_from_slice(&xtr[6 * d..7 * d]);
+    let mut knn = KnnRegressor::new(k, true);
+    knn.fit(ProbeInput::new(&xtr, n, d).unwrap(), &ytr).unwrap();
+    let got = knn.predict(ProbeInput::new(&xte, m, d).unwrap()).unwrap();
+
+    // Reference: population-std standardisation, f64 distances, full sort.
+    let mean: Vec<f64> = (0..d).map(|c| (0..n).map(|j| xtr[j * d + c] as f64).sum::<f64>() / n as f64).collect();
+    let sd: Vec<f64> = (0..d)
+        .map(|c| ((0..n).map(|j| (xtr[j * d + c] as f64 - mean[c]).powi(2)).sum::<f64>() / n as f64).sqrt())
+        .collect();
+    let z = |v: &[f32], i: usize, c: usize| ((v[i * d + c] as f64 - mean[c]) / sd[c]) as f32 as f64;
+    for i in 0..m {
+        let mut dist: Vec<(f64, usize)> =
+            (0..n).map(|j| ((0..d).map(|c| (z(&xte, i, c) - z(&xtr, j, c)).powi(2)).sum::<f64>(), j)).collect();
+        dist.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let want = if dist[0].0 == 0.0 {
+            let zero: Vec<_> = dist.iter().take_while(|p| p.0 == 0.0).collect();
+            zero.iter().map(|p| ytr[p.1] as f64).sum::<f64>() / zero.len() as f64
+        } else {
+            let (mut num, mut den) = (0.0, 0.0);
+            for &(d2, j) in &dist[..k] {
+                num += ytr[j] as f64 / d2.sqrt();
+                den += 1.0 / d2.sqrt();
+            }
+            num / den
+        };
+        assert!((got[i] as f64 - want).abs() < 1e-5, "query {i}: {} vs brute force {want}", got[i]);
+    }
+    assert_eq!(got[10], ytr[5]);
+    assert_eq!(got[300], ytr[6]);
+}
