@@ -360,7 +360,7 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let t = text(&first);
     assert!(first.status.success(), "{t}");
     assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
-    let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| ") && !l.starts_with("| source")).collect();
+    let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| image") || l.starts_with("| spectrum")).collect();
     // image: 2 models × (zero-shot, few-shot); spectrum: zero-/few-shot; image→spectrum.
     assert_eq!(lines.len(), 7, "{t}");
     assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 3, "{t}");
@@ -379,6 +379,18 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let r2: f64 = moco[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
     let cell: f64 = lines[1].split('|').nth(4).unwrap().trim().parse().unwrap();
     assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
+    // Retrieval: only AstroCLIP has both modalities; its recall@1 is the one its run recorded.
+    let retrieval: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("Cross-modal retrieval")).collect();
+    assert!(retrieval.iter().any(|l| l.starts_with("| model | recall@1 |")), "{t}");
+    let clip_row = retrieval.iter().find(|l| l.starts_with("| AstroCLIP |")).unwrap_or_else(|| panic!("{t}"));
+    assert!(!retrieval.iter().any(|l| l.starts_with("| MoCo")), "{t}");
+    let clip = json(&run(
+        home.path(),
+        &["runs", "list", "--json", "--where", "params.objective.kind = clip and metrics.eval.recall_at_1 > -1"],
+    ));
+    let rec: f64 = clip[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = clip_row.split('|').nth(2).unwrap().trim().parse().unwrap();
+    assert!((rec - cell).abs() < 0.0005, "{rec} vs {cell}");
 
     let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
     let t2 = text(&second);

@@ -68,11 +68,22 @@ pub struct SuiteRow {
     pub mean_properties: f64,
 }
 
+/// Cross-modal retrieval of one model: image queries among the held-out pairs' spectrum
+/// embeddings, recall@k = fraction whose own spectrum ranks within the k nearest.
+#[derive(Debug, Clone, Serialize)]
+pub struct RetrievalRow {
+    pub model: String,
+    pub run: String,
+    pub recall: Vec<(usize, f64)>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteTable {
     pub name: String,
     pub properties: Vec<String>,
     pub rows: Vec<SuiteRow>,
+    /// Models with both modalities (image-only baselines have no retrieval).
+    pub retrieval: Vec<RetrievalRow>,
     /// Runs trained by this invocation (the others were reused).
     pub trained: Vec<String>,
 }
@@ -93,6 +104,15 @@ impl SuiteTable {
                 vals.join(" | "),
                 r.mean_properties
             ));
+        }
+        if let Some(first) = self.retrieval.first() {
+            let ks: Vec<String> = first.recall.iter().map(|(k, _)| format!("recall@{k}")).collect();
+            out.push_str("\nCross-modal retrieval, image → spectrum among the held-out pairs\n\n");
+            out.push_str(&format!("| model | {} |\n|---|{}\n", ks.join(" | "), "---:|".repeat(ks.len())));
+            for r in &self.retrieval {
+                let vals: Vec<String> = r.recall.iter().map(|(_, v)| format!("{v:.3}")).collect();
+                out.push_str(&format!("| {} | {} |\n", r.model, vals.join(" | ")));
+            }
         }
         out
     }
@@ -117,6 +137,23 @@ impl SuiteTable {
             out.push_str(&format!("<td class=n>{:.3}</tr>", r.mean_properties));
         }
         out.push_str("</table>\n");
+        if let Some(first) = self.retrieval.first() {
+            out.push_str(
+                "<h2>Cross-modal retrieval, image → spectrum among the held-out pairs</h2><table><tr><th>model",
+            );
+            for (k, _) in &first.recall {
+                out.push_str(&format!("<th>recall@{k}"));
+            }
+            out.push_str("</tr>");
+            for r in &self.retrieval {
+                out.push_str(&format!("<tr><td>{}", esc(&r.model)));
+                for (_, v) in &r.recall {
+                    out.push_str(&format!("<td class=n>{v:.3}"));
+                }
+                out.push_str("</tr>");
+            }
+            out.push_str("</table>\n");
+        }
         out
     }
 }
@@ -195,6 +232,7 @@ pub fn execute(
     let mut rows = Vec::new();
     let mut trained = Vec::new();
     let mut properties = Vec::new();
+    let mut retrieval = Vec::new();
     for m in &models {
         let cfg = &m.config;
         let id = match reuse(&reg, cfg)? {
@@ -219,6 +257,20 @@ pub fn execute(
         };
         properties = cfg.eval.properties.clone();
         let latest = reg.run(&id)?.latest_metrics;
+        let recall: Vec<(usize, f64)> = cfg
+            .eval
+            .recall_at
+            .iter()
+            .filter_map(|k| {
+                latest
+                    .iter()
+                    .find(|x| x.key == format!("eval.recall_at_{k}") && x.context == "split=test,source=image→spectrum")
+                    .map(|x| (*k, x.value))
+            })
+            .collect();
+        if !recall.is_empty() && recall.len() == cfg.eval.recall_at.len() {
+            retrieval.push(RetrievalRow { model: m.name.clone(), run: id.clone(), recall });
+        }
         for (prefix, source, protocol) in [
             ("eval.r2", "image", "zero-shot (k-NN)"),
             ("eval.mlp_r2", "image", "few-shot (MLP)"),
@@ -256,7 +308,7 @@ pub fn execute(
     // Grouped by source as in the paper's table.
     let order = |s: &str| ["image", "spectrum", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
     rows.sort_by_key(|r| (order(&r.source), r.protocol.starts_with("few-shot")));
-    let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, trained };
+    let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, retrieval, trained };
     let out_dir = home.join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let md = out_dir.join(format!("{}.md", suite.bench.name));
@@ -311,6 +363,14 @@ fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md
             metrics.push(Metric::new(format!("bench.r2.{p}"), 0, *v).with_context(ctx.clone()));
         }
         metrics.push(Metric::new("bench.r2.properties_mean", 0, r.mean_properties).with_context(ctx));
+    }
+    for r in &table.retrieval {
+        for (k, v) in &r.recall {
+            metrics.push(
+                Metric::new(format!("bench.recall_at_{k}"), 0, *v)
+                    .with_context(format!("model={},source=image→spectrum", slug(&r.model))),
+            );
+        }
     }
     reg.log_metrics(&id, &metrics)?;
     let html = md.with_extension("html");
