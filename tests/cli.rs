@@ -351,7 +351,10 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
         &suite,
         format!(
             "[bench]\nname = \"tiny-bench\"\nset = [{}]\n\n[[model]]\nname = \"AstroCLIP\"\n\n\
-             [[model]]\nname = \"MoCo v2\"\nset = [\"objective.kind=moco-v2\", \"objective.queue_size=32\"]\n",
+             [[model]]\nname = \"MoCo v2\"\nset = [\"objective.kind=moco-v2\", \"objective.queue_size=32\"]\n\n\
+             [[model]]\nname = \"Supervised\"\nset = [\"objective.kind=supervised-image\"]\n\n\
+             [[model]]\nname = \"Supervised spectrum\"\nset = [\"objective.kind=supervised-spectrum\"]\n\n\
+             [[model]]\nname = \"Photometry MLP\"\nset = [\"objective.kind=supervised-photometry\"]\n",
             shared.join(", ")
         ),
     )
@@ -360,11 +363,31 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let t = text(&first);
     assert!(first.status.success(), "{t}");
     assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
-    let lines: Vec<&str> = t.lines().filter(|l| l.starts_with("| image") || l.starts_with("| spectrum")).collect();
-    // image: 2 models × (zero-shot, few-shot); spectrum: zero-/few-shot; image→spectrum.
-    assert_eq!(lines.len(), 7, "{t}");
+    let lines: Vec<&str> =
+        t.lines().filter(|l| ["| image", "| spectrum", "| photometry"].iter().any(|p| l.starts_with(p))).collect();
+    // image: 2 models × (zero-shot, few-shot) + supervised; spectrum: zero-/few-shot +
+    // supervised; photometry: supervised; image→spectrum.
+    assert_eq!(lines.len(), 10, "{t}");
     assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 3, "{t}");
     assert!(lines[0].starts_with("| image | AstroCLIP |") && lines[1].starts_with("| image | MoCo v2 |"), "{t}");
+    assert!(lines[4].starts_with("| image | Supervised | supervised |"), "{t}");
+    assert!(lines[7].starts_with("| spectrum | Supervised spectrum | supervised |"), "{t}");
+    assert!(lines[8].starts_with("| photometry | Photometry MLP | supervised |"), "{t}");
+    assert!(lines[9].starts_with("| image→spectrum | AstroCLIP |"), "{t}");
+    // The supervised cell is the R² of the run's own predictions, as recorded.
+    let sup = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.kind = supervised-image and metrics.eval.supervised_r2.redshift > -100",
+        ],
+    ));
+    let r2: f64 = sup[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = lines[4].split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
     // The MoCo row's redshift R² is the one recorded in its run.
     let moco = json(&run(
         home.path(),
@@ -394,7 +417,7 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
 
     let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
     let t2 = text(&second);
-    assert!(second.status.success() && t2.matches("reusing run").count() == 2 && !t2.contains("training ("), "{t2}");
+    assert!(second.status.success() && t2.matches("reusing run").count() == 5 && !t2.contains("training ("), "{t2}");
     assert!(home.path().join("bench/tiny-bench.md").is_file() && home.path().join("bench/tiny-bench.html").is_file());
     let tables = json(&run(home.path(), &["runs", "list", "--json", "--where", "experiment = tiny-bench-table"]));
     assert_eq!(tables.as_array().unwrap().len(), 2, "each invocation records its table");

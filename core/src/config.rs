@@ -34,8 +34,10 @@ pub struct ExperimentConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ObjectiveConfig {
-    /// `clip` (image ↔ spectrum InfoNCE, AstroCLIP) or `moco-v2` (image only: momentum
-    /// contrast with a queue and astronomical augmentations, Stein et al. 2021).
+    /// `clip` (image ↔ spectrum InfoNCE, AstroCLIP), `moco-v2` (image only: momentum
+    /// contrast with a queue and astronomical augmentations, Stein et al. 2021), or a
+    /// supervised baseline regressing `eval.properties`: `supervised-image`,
+    /// `supervised-spectrum`, `supervised-photometry` (see `crate::supervised`).
     pub kind: String,
     /// MoCo: negatives kept in the queue (MoCo v2: 65536).
     pub queue_size: usize,
@@ -46,6 +48,10 @@ pub struct ObjectiveConfig {
     /// MoCo: the views' augmentations.
     pub augment: crate::ssl::augment::AugmentConfig,
 }
+
+/// The values `objective.kind` accepts.
+pub const OBJECTIVES: &[&str] =
+    &["clip", "moco-v2", "supervised-image", "supervised-spectrum", "supervised-photometry"];
 
 impl Default for ObjectiveConfig {
     fn default() -> Self {
@@ -301,8 +307,8 @@ impl ExperimentConfig {
         if self.loss.logit_scale <= 0.0 {
             return bad("loss.logit_scale", "must be positive".into());
         }
-        if !["clip", "moco-v2"].contains(&self.objective.kind.as_str()) {
-            return bad("objective.kind", format!("{:?} is not one of clip, moco-v2", self.objective.kind));
+        if !OBJECTIVES.contains(&self.objective.kind.as_str()) {
+            return bad("objective.kind", format!("{:?} is not one of {}", self.objective.kind, OBJECTIVES.join(", ")));
         }
         if self.objective.kind == "moco-v2" {
             if self.objective.queue_size < self.train.batch_size {

@@ -130,6 +130,9 @@ pub struct EvalReport {
     /// Few-shot protocol: MLP probe R² per source (empty when `eval.few_shot` is off).
     #[serde(default)]
     pub few_shot: Vec<R2Row>,
+    /// Supervised baselines: R² of the model's own predictions per source.
+    #[serde(default)]
+    pub supervised: Vec<R2Row>,
 }
 
 pub struct EvalInput<'a> {
@@ -165,7 +168,14 @@ pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
             few_shot.push(r2_row_with(source, e, e, input, &mlp_probe)?);
         }
     }
-    Ok(EvalReport { n_train: input.train_idx.len(), n_test: input.test_idx.len(), rows, recall, few_shot })
+    Ok(EvalReport {
+        n_train: input.train_idx.len(),
+        n_test: input.test_idx.len(),
+        rows,
+        recall,
+        few_shot,
+        supervised: vec![],
+    })
 }
 
 /// k-NN R² of every target, neighbours from the training rows of `neighbours`, queries the
@@ -217,6 +227,7 @@ pub fn evaluate_images(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         rows: vec![row],
         recall: vec![],
         few_shot,
+        supervised: vec![],
     })
 }
 
@@ -239,6 +250,25 @@ impl EvalReport {
     /// The R² table as aligned text.
     pub fn table(&self) -> String {
         let mut out = String::new();
+        if let Some(first) = self.supervised.first().filter(|_| self.rows.is_empty()) {
+            out.push_str(&format!(
+                "supervised baseline R² on {} held-out galaxies ({} training)\n{:<16}",
+                self.n_test, self.n_train, "input"
+            ));
+            for (p, _) in &first.r2 {
+                out.push_str(&format!("{p:>12}"));
+            }
+            out.push_str(&format!("{:>12}\n", "mean"));
+            for row in &self.supervised {
+                out.push_str(&format!("{:<16}", row.source));
+                for (_, v) in &row.r2 {
+                    out.push_str(&format!("{v:>12.3}"));
+                }
+                let mean = row.r2.iter().map(|(_, v)| v).sum::<f64>() / row.r2.len().max(1) as f64;
+                out.push_str(&format!("{mean:>12.3}\n"));
+            }
+            return out;
+        }
         let props: Vec<&str> =
             self.rows.first().map(|r| r.r2.iter().map(|(p, _)| p.as_str()).collect()).unwrap_or_default();
         out.push_str(&format!(

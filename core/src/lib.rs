@@ -23,6 +23,7 @@ pub mod report;
 pub mod run;
 pub mod ssl;
 pub mod suite;
+pub mod supervised;
 pub mod survey;
 pub mod template;
 pub mod train;

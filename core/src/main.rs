@@ -395,10 +395,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             match &outcome.report {
                 Some(report) => {
                     println!("{}", report.table());
-                    println!(
-                        "run {} finished in {:.1} s; training {:.1} samples/s",
-                        outcome.run_id, outcome.wall_secs, outcome.train_samples_per_sec
-                    );
+                    if outcome.train_samples_per_sec > 0.0 {
+                        println!(
+                            "run {} finished in {:.1} s; training {:.1} samples/s",
+                            outcome.run_id, outcome.wall_secs, outcome.train_samples_per_sec
+                        );
+                    } else {
+                        println!("run {} finished in {:.1} s (no network training)", outcome.run_id, outcome.wall_secs);
+                    }
                 }
                 None => println!(
                     "run {} stopped early after {:.1} s; continue with `astroclip run --resume {}`",

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::config::{self, CliOverrides, ExperimentConfig};
 use crate::eval::{self, EvalInput, EvalReport};
+use crate::supervised::Modality;
 use std::sync::Arc;
 
 use crate::data::loader::TokenizerPair;
@@ -287,8 +288,16 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         artifact_root: t.home,
         stop_after: t.stop_after,
     };
-    if cfg.objective.kind == "moco-v2" {
-        return moco_and_evaluate(t, setup, model.image, start_step, &run_dir);
+    match cfg.objective.kind.as_str() {
+        "moco-v2" => return moco_and_evaluate(t, setup, model.image, start_step, &run_dir),
+        "supervised-image" => {
+            return supervised_and_evaluate(t, setup, model.image, Modality::Image, start_step, &run_dir);
+        }
+        "supervised-spectrum" => {
+            return supervised_and_evaluate(t, setup, model.spectrum, Modality::Spectrum, start_step, &run_dir);
+        }
+        "supervised-photometry" => return photometry_baseline(t, &run_dir),
+        _ => {}
     }
     let report = train::train(setup, model, start_step)?;
     if report.stopped_at.is_some() {
@@ -318,6 +327,119 @@ fn moco_and_evaluate(
     let image = eval::embed_images(&report.encoder, t.data, cfg.eval.batch_size, t.device)?;
     let eval_report = evaluate_and_record(t, run_dir, &image, None, report.steps_run, report.samples_per_sec)?;
     Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// Training and held-out rows without the objects the loader skipped.
+fn usable_split(t: &TrainEval<'_>) -> (Vec<usize>, Vec<usize>) {
+    let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
+    (
+        t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect(),
+        t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect(),
+    )
+}
+
+/// Records a supervised baseline's R² (metrics and `eval.json`) and returns it as a report.
+fn record_supervised(
+    t: &TrainEval<'_>,
+    run_dir: &Path,
+    source: &str,
+    r2: Vec<(String, f64)>,
+    n: (usize, usize),
+    samples_per_sec: Option<f64>,
+) -> anyhow::Result<EvalReport> {
+    let step = t.cfg.train.steps as i64;
+    let mut metrics: Vec<Metric> = r2
+        .iter()
+        .map(|(p, v)| {
+            Metric::new(format!("eval.supervised_r2.{p}"), step, *v).with_context(format!("split=test,source={source}"))
+        })
+        .collect();
+    if let Some(rate) = samples_per_sec {
+        metrics.push(Metric::new("train.mean_samples_per_sec", step, rate));
+    }
+    t.registry.log_metrics(t.run_id, &metrics)?;
+    let path = run_dir.join("eval.json");
+    crate::supervised::write_report(&path, source, &r2, n.0, n.1)?;
+    train::record_artifact(t.registry, t.run_id, t.home, &path, "evaluation")?;
+    Ok(EvalReport {
+        n_train: n.0,
+        n_test: n.1,
+        rows: vec![],
+        recall: vec![],
+        few_shot: vec![],
+        supervised: vec![eval::R2Row { source: source.into(), r2 }],
+    })
+}
+
+/// A supervised baseline: `encoder` + a linear head trained on the standardised properties
+/// with the run's budget, R² of its predictions on the held-out split.
+fn supervised_and_evaluate<E: astroclip_plugin_api::ModalityEncoder + burn::module::ModuleDisplay>(
+    t: &TrainEval<'_>,
+    setup: TrainSetup<'_>,
+    encoder: E,
+    modality: Modality,
+    start_step: usize,
+    run_dir: &Path,
+) -> anyhow::Result<(Option<EvalReport>, f64)> {
+    let cfg = t.cfg;
+    let (train_idx, test_idx) = usable_split(t);
+    let columns: Vec<&[f32]> =
+        cfg.eval.properties.iter().map(|p| t.data.source.truth_column(p).expect("checked before training")).collect();
+    let scaler = crate::supervised::Standardizer::fit(&columns, &train_idx);
+    let model = crate::supervised::Regressor::new(encoder, columns.len(), t.device);
+    let report = crate::supervised::train(setup, model, modality, &columns, &scaler, start_step)?;
+    if report.stopped_at.is_some() {
+        return Ok((None, report.samples_per_sec));
+    }
+    let pred =
+        crate::supervised::predict(&report.model, modality, t.data, &test_idx, &scaler, cfg.eval.batch_size, t.device)?;
+    let r2 = cfg
+        .eval
+        .properties
+        .iter()
+        .zip(&columns)
+        .zip(&pred)
+        .map(|((p, col), pr)| {
+            let y: Vec<f32> = test_idx.iter().map(|&i| col[i]).collect();
+            (p.clone(), astroclip_builtin::knn::r2_score(&y, pr))
+        })
+        .collect();
+    let rate = (report.steps_run > 0).then_some(report.samples_per_sec);
+    let rep = record_supervised(t, run_dir, modality.name(), r2, (train_idx.len(), test_idx.len()), rate)?;
+    Ok((Some(rep), report.samples_per_sec))
+}
+
+/// The photometry MLP baseline (no encoder training: an MLP per property on the photometry).
+fn photometry_baseline(t: &TrainEval<'_>, run_dir: &Path) -> anyhow::Result<(Option<EvalReport>, f64)> {
+    let Some(phot) = t.data.source.photometry() else {
+        bail!(
+            "objective.kind = \"supervised-photometry\" needs broad-band photometry, and {} has none; \
+             use the synthetic survey or a source with photometry",
+            t.data.source.describe()
+        );
+    };
+    let (train_idx, test_idx) = usable_split(t);
+    let features = crate::supervised::photometry_features(phot, t.data.source.len());
+    if let Some(i) = features.iter().position(|v| !v.is_finite()) {
+        let obj = i / phot.bands.len();
+        bail!(
+            "photometry of object {} ({}) is not finite in band {}; fix or drop the object",
+            obj,
+            t.data.source.object_ids().get(obj).map(String::as_str).unwrap_or("?"),
+            phot.bands[i % phot.bands.len()]
+        );
+    }
+    let targets: Vec<(String, &[f32])> = t
+        .cfg
+        .eval
+        .properties
+        .iter()
+        .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
+        .collect();
+    t.registry.log_params(t.run_id, &[("photometry.bands".into(), phot.bands.join(","))])?;
+    let r2 = crate::supervised::photometry_r2(&features, phot.bands.len(), &train_idx, &test_idx, &targets)?;
+    let rep = record_supervised(t, run_dir, "photometry", r2, (train_idx.len(), test_idx.len()), None)?;
+    Ok((Some(rep), 0.0))
 }
 
 /// Evaluates trained embeddings on the held-out split (all rows, or the image rows when there

@@ -16,6 +16,10 @@
 //! [[model]]
 //! name = "MoCo v2 (Stein et al. 2021)"
 //! set = ["objective.kind=moco-v2"]
+//!
+//! [[model]]
+//! name = "Supervised ResNet"             # also supervised-spectrum, supervised-photometry
+//! set = ["objective.kind=supervised-image"]
 //! ```
 //! A model is reused when a finished run's recorded configuration equals the model's resolved
 //! configuration apart from the `experiment` section (name and description).
@@ -277,6 +281,9 @@ pub fn execute(
             ("eval.r2", "spectrum", "zero-shot (k-NN)"),
             ("eval.mlp_r2", "spectrum", "few-shot (MLP)"),
             ("eval.r2", "image→spectrum", "zero-shot, cross-modal"),
+            ("eval.supervised_r2", "image", "supervised"),
+            ("eval.supervised_r2", "spectrum", "supervised"),
+            ("eval.supervised_r2", "photometry", "supervised"),
         ] {
             let ctx = format!("split=test,source={source}");
             let r2: Vec<(String, f64)> = cfg
@@ -306,8 +313,10 @@ pub fn execute(
         }
     }
     // Grouped by source as in the paper's table.
-    let order = |s: &str| ["image", "spectrum", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
-    rows.sort_by_key(|r| (order(&r.source), r.protocol.starts_with("few-shot")));
+    let order =
+        |s: &str| ["image", "spectrum", "photometry", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
+    let protocol = |p: &str| ["zero-shot", "few-shot", "supervised"].iter().position(|x| p.starts_with(x)).unwrap_or(9);
+    rows.sort_by_key(|r| (order(&r.source), protocol(&r.protocol)));
     let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, retrieval, trained };
     let out_dir = home.join("bench");
     std::fs::create_dir_all(&out_dir)?;
@@ -385,20 +394,26 @@ fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md
 mod tests {
     use super::*;
 
-    /// The shipped bench files resolve: equal budgets, the MoCo model differs only in its
-    /// objective, and the paper file carries MoCo v2's published queue and momentum.
+    /// The shipped bench files resolve: equal budgets (every model differs from AstroCLIP only
+    /// in its objective), and the paper file carries MoCo v2's published queue and momentum.
     #[test]
     fn shipped_bench_files_resolve_to_equal_budgets() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../experiments");
         for (file, queue, momentum) in [("bench-quick.toml", 4096, 0.99), ("bench-paper.toml", 65536, 0.999)] {
             let (suite, models) = resolve(&dir.join(file)).unwrap();
-            assert_eq!(models.len(), 2, "{file}");
+            let kinds: Vec<&str> = models.iter().map(|m| m.config.objective.kind.as_str()).collect();
+            assert_eq!(
+                kinds,
+                ["clip", "moco-v2", "supervised-image", "supervised-spectrum", "supervised-photometry"],
+                "{file}"
+            );
             let (clip, moco) = (&models[0].config, &models[1].config);
-            assert_eq!((clip.objective.kind.as_str(), moco.objective.kind.as_str()), ("clip", "moco-v2"));
             assert_eq!((moco.objective.queue_size, moco.objective.momentum), (queue, momentum), "{file}");
-            let mut same = moco.clone();
-            same.objective = clip.objective.clone();
-            assert_eq!(&same, clip, "{file}: only the objective differs");
+            for m in &models[1..] {
+                let mut same = m.config.clone();
+                same.objective = clip.objective.clone();
+                assert_eq!(&same, clip, "{file}: {} differs from AstroCLIP in more than its objective", m.name);
+            }
             assert_eq!(clip.experiment.name, suite.bench.name);
         }
     }
