@@ -338,6 +338,47 @@ fn moco_v2_baseline_trains_and_resumes_exactly() {
     assert!(!out.status.success() && text(&out).contains("objective.kind"), "{}", text(&out));
 }
 
+/// A supervised baseline stopped after 3 steps and resumed ends exactly like an uninterrupted
+/// one (same final loss, same held-out R² of its predictions); photometry needs photometry.
+#[test]
+fn supervised_baseline_resumes_exactly_and_photometry_needs_photometry() {
+    let home = tempfile::tempdir().unwrap();
+    let mut base: Vec<&str> = vec!["run"];
+    base.extend_from_slice(TINY);
+    base.extend_from_slice(&["--set", "model.dropout=0.0", "--set", "objective.kind=supervised-spectrum"]);
+    let full = run(home.path(), &base);
+    let t = text(&full);
+    assert!(full.status.success() && t.contains("supervised baseline R²") && t.contains("spectrum "), "{t}");
+    let mut first = base.clone();
+    first.extend_from_slice(&["--stop-after", "3"]);
+    assert!(run(home.path(), &first).status.success());
+    let runs = json(&run(home.path(), &["runs", "list", "--json", "--where", "status = killed"]));
+    let id = runs[0]["id"].as_str().unwrap().to_string();
+    let resumed = run(home.path(), &["run", "--resume", &id]);
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let rows = json(&run(
+        home.path(),
+        &["runs", "list", "--json", "--where", "metrics.eval.supervised_r2.redshift[source=spectrum] > -100"],
+    ));
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    let r2 = |r: &serde_json::Value| r["fields"][0][1].as_str().unwrap().to_string();
+    assert_eq!(r2(&rows[0]), r2(&rows[1]), "{rows:?}");
+
+    // An HDF5 file without photometry: the photometry baseline says what it needs.
+    let dir = tempfile::tempdir().unwrap();
+    let h5 = dir.path().join("s.h5");
+    let out = run(home.path(), &["survey", "synth", "--n", "64", "--seed", "3", "--out", h5.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend_from_slice(TINY);
+    let path = format!("data.path={}", h5.display());
+    args.extend_from_slice(&["--set", &path, "--set", "objective.kind=supervised-photometry"]);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("needs broad-band photometry") && t.contains("s.h5"), "{t}");
+}
+
 /// `astroclip bench`: both models of a tiny suite are trained once, reused the second time
 /// (same configuration), and the table has AstroCLIP's three rows and MoCo's image row with
 /// the R² recorded in each model's run; the table is saved and recorded as a run.

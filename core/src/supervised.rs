@@ -20,15 +20,16 @@ use std::time::Instant;
 
 use astroclip_plugin_api::{ModalityEncoder, ProbeInput};
 use astroclip_registry::Metric;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::dataset::TrainingData;
-use crate::train::{TrainError, TrainSetup, batch_indices, learning_rate, record_artifact};
+use crate::train::{
+    TrainError, TrainSetup, batch_indices, learning_rate, load_checkpoint, optimizer, progress_bar, save_checkpoint,
+};
 
 /// Which input a supervised baseline regresses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,26 +119,11 @@ pub fn train<E: ModalityEncoder + burn::module::ModuleDisplay>(
     if cfg.batch_size > setup.train_idx.len() {
         return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
     }
-    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
-    if cfg.grad_clip > 0.0 {
-        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
-    }
-    let mut optim = adamw.init();
+    let mut optim = optimizer(cfg);
     if start_step > 0 {
-        let dir = setup.checkpoints.step_dir(start_step);
-        let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-        model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-        optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
     }
-    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "supervised {} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}",
-            modality.name()
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(start_step as u64);
+    let bar = progress_bar(&format!("supervised {}", modality.name()), cfg, start_step);
     let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
     let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
     let (batch, seed) = (cfg.batch_size, cfg.seed);
@@ -193,15 +179,7 @@ pub fn train<E: ModalityEncoder + burn::module::ModuleDisplay>(
                 setup.registry.log_metrics(setup.run_id, &buffer)?;
                 buffer.clear();
             }
-            let dir = setup.checkpoints.step_dir(done);
-            let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-            std::fs::create_dir_all(&dir).map_err(|e| ck(e.to_string()))?;
-            model.clone().save_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-            optim.save(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
-            std::fs::write(dir.join("complete"), done.to_string()).map_err(|e| ck(e.to_string()))?;
-            for (file, kind) in [("model.bpk", "checkpoint"), ("optimizer.bpk", "optimizer-state")] {
-                record_artifact(setup.registry, setup.run_id, setup.artifact_root, &dir.join(file), kind)?;
-            }
+            save_checkpoint(&setup, &model, &optim, done, |_| Ok(vec![]))?;
         }
         if interrupted {
             break;

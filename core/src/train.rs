@@ -119,29 +119,78 @@ pub fn record_artifact(reg: &Registry, run: &str, root: &Path, path: &Path, kind
     Ok(())
 }
 
+/// AdamW with the run's weight decay and per-parameter gradient-norm clipping.
+pub fn optimizer(cfg: &TrainConfig) -> burn::optim::ModuleOptimizer {
+    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
+    if cfg.grad_clip > 0.0 {
+        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
+    }
+    adamw.init()
+}
+
+/// The training progress bar, labelled `label`, positioned at `start`.
+pub fn progress_bar(label: &str, cfg: &TrainConfig, start: usize) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(&format!(
+            "{label} {{bar:30}} {{pos}}/{{len}} [{{elapsed_precise}}<{{eta_precise}}] {{msg}}"
+        ))
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_position(start as u64);
+    bar
+}
+
+/// Model and optimizer state from the checkpoint of `step`.
+pub fn load_checkpoint<M: Module>(
+    checkpoints: &Checkpoints,
+    model: M,
+    optim: burn::optim::ModuleOptimizer,
+    step: usize,
+) -> Result<(M, burn::optim::ModuleOptimizer), TrainError> {
+    let dir = checkpoints.step_dir(step);
+    let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
+    let model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
+    let optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+    Ok((model, optim))
+}
+
+/// Writes the checkpoint of `step`: model, optimizer state, then whatever `extra` writes into
+/// the directory (returning `(file, kind)` of each), then the `complete` marker; every file is
+/// recorded as an artifact.
+pub fn save_checkpoint<M: Module + Clone>(
+    setup: &TrainSetup<'_>,
+    model: &M,
+    optim: &burn::optim::ModuleOptimizer,
+    step: usize,
+    extra: impl FnOnce(&Path) -> std::io::Result<Vec<(&'static str, &'static str)>>,
+) -> Result<(), TrainError> {
+    let dir = setup.checkpoints.step_dir(step);
+    let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
+    std::fs::create_dir_all(&dir).map_err(|e| ck(e.to_string()))?;
+    model.clone().save_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
+    optim.save(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+    let mut files = vec![("model.bpk", "checkpoint"), ("optimizer.bpk", "optimizer-state")];
+    files.extend(extra(&dir).map_err(|e| ck(e.to_string()))?);
+    // Written last: a checkpoint without it was interrupted and is never resumed from.
+    std::fs::write(dir.join("complete"), step.to_string()).map_err(|e| ck(e.to_string()))?;
+    for (file, kind) in files {
+        record_artifact(setup.registry, setup.run_id, setup.artifact_root, &dir.join(file), kind)?;
+    }
+    Ok(())
+}
+
 /// Trains from `start_step` (0, or the step of the checkpoint being resumed) to `cfg.steps`.
 pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Result<TrainReport, TrainError> {
     let cfg = setup.cfg;
     if cfg.batch_size > setup.train_idx.len() {
         return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
     }
-    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
-    if cfg.grad_clip > 0.0 {
-        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
-    }
-    let mut optim = adamw.init();
+    let mut optim = optimizer(cfg);
     if start_step > 0 {
-        let dir = setup.checkpoints.step_dir(start_step);
-        let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-        model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-        optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
+        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
     }
-    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("train {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(start_step as u64);
+    let bar = progress_bar("train", cfg, start_step);
     let mut buffer: Vec<Metric> = Vec::new();
     let started = Instant::now();
     let mut last_loss = f32::NAN;
@@ -205,7 +254,7 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
                 setup.registry.log_metrics(setup.run_id, &buffer)?;
                 buffer.clear();
             }
-            save_checkpoint(&setup, &model, &optim, done)?;
+            save_checkpoint(&setup, &model, &optim, done, |_| Ok(vec![]))?;
         }
         if interrupted {
             break;
@@ -226,25 +275,6 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
         steps_run,
         stopped_at: (last_done < cfg.steps).then_some(last_done),
     })
-}
-
-fn save_checkpoint(
-    setup: &TrainSetup<'_>,
-    model: &Model,
-    optim: &burn::optim::ModuleOptimizer,
-    step: usize,
-) -> Result<(), TrainError> {
-    let dir = setup.checkpoints.step_dir(step);
-    let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-    std::fs::create_dir_all(&dir).map_err(|e| ck(e.to_string()))?;
-    model.clone().save_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-    optim.save(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
-    // Written last: a checkpoint without it was interrupted and is never resumed from.
-    std::fs::write(dir.join("complete"), step.to_string()).map_err(|e| ck(e.to_string()))?;
-    for (file, kind) in [("model.bpk", "checkpoint"), ("optimizer.bpk", "optimizer-state")] {
-        record_artifact(setup.registry, setup.run_id, setup.artifact_root, &dir.join(file), kind)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

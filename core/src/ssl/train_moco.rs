@@ -13,9 +13,8 @@ use std::time::Instant;
 use astroclip_builtin::resnet::ResNetEncoder;
 use astroclip_plugin_api::ModalityEncoder;
 use astroclip_registry::Metric;
-use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -23,7 +22,9 @@ use rand_chacha::ChaCha8Rng;
 use super::augment::augment;
 use super::moco::{Queue, detached_copy, loss, momentum_update};
 use crate::config::ObjectiveConfig;
-use crate::train::{TrainError, TrainSetup, batch_indices, learning_rate, record_artifact};
+use crate::train::{
+    TrainError, TrainSetup, batch_indices, learning_rate, load_checkpoint, optimizer, progress_bar, save_checkpoint,
+};
 
 /// The trained encoder and its momentum copy (no gradient), checkpointed together.
 #[derive(Module, Debug)]
@@ -82,18 +83,13 @@ pub fn train(
     let key = detached_copy(&encoder);
     let mut model = MocoPair { query: encoder, key };
     let mut queue = Queue::new(ocfg.queue_size, dim, cfg.seed ^ 0x6d6f_636f);
-    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.weight_decay as f32);
-    if cfg.grad_clip > 0.0 {
-        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.grad_clip as f32)));
-    }
-    let mut optim = adamw.init();
+    let mut optim = optimizer(cfg);
     if start_step > 0 {
-        let dir = setup.checkpoints.step_dir(start_step);
-        let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-        model = model.try_load_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
+        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
         model.key = detached_copy(&model.key);
-        optim = optim.load(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
-        queue = load_queue(&dir.join("queue.bin"), ocfg.queue_size, dim).map_err(ck)?;
+        let dir = setup.checkpoints.step_dir(start_step);
+        queue = load_queue(&dir.join("queue.bin"), ocfg.queue_size, dim)
+            .map_err(|detail| TrainError::Checkpoint { path: dir.display().to_string(), detail })?;
     }
     let il = setup.data.tokenizers.image_len();
     // The image tokenizer's output is (3, side, side).
@@ -104,12 +100,7 @@ pub fn train(
             detail: format!("MoCo augmentations need (3, S, S) images; the tokenizer gives {il} values"),
         });
     }
-    let bar = indicatif::ProgressBar::new(cfg.steps as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("moco {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_position(start_step as u64);
+    let bar = progress_bar("moco", cfg, start_step);
     let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
     let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
     let (batch, seed) = (cfg.batch_size, cfg.seed);
@@ -171,18 +162,10 @@ pub fn train(
                 setup.registry.log_metrics(setup.run_id, &buffer)?;
                 buffer.clear();
             }
-            let dir = setup.checkpoints.step_dir(done);
-            let ck = |detail: String| TrainError::Checkpoint { path: dir.display().to_string(), detail };
-            std::fs::create_dir_all(&dir).map_err(|e| ck(e.to_string()))?;
-            model.clone().save_file(dir.join("model.bpk")).map_err(|e| ck(e.to_string()))?;
-            optim.save(dir.join("optimizer.bpk")).map_err(|e| ck(e.to_string()))?;
-            save_queue(&dir.join("queue.bin"), &queue).map_err(|e| ck(e.to_string()))?;
-            std::fs::write(dir.join("complete"), done.to_string()).map_err(|e| ck(e.to_string()))?;
-            for (file, kind) in
-                [("model.bpk", "checkpoint"), ("optimizer.bpk", "optimizer-state"), ("queue.bin", "moco-queue")]
-            {
-                record_artifact(setup.registry, setup.run_id, setup.artifact_root, &dir.join(file), kind)?;
-            }
+            save_checkpoint(&setup, &model, &optim, done, |dir| {
+                save_queue(&dir.join("queue.bin"), &queue)?;
+                Ok(vec![("queue.bin", "moco-queue")])
+            })?;
         }
         if interrupted {
             break;
