@@ -98,6 +98,18 @@ pub fn embed_all(
     Ok((e.pop().expect("two outputs"), spectrum))
 }
 
+/// Runs `encode` (one row-major `(batch, dim)` block per call) over every object of `data`.
+pub fn embed_with(
+    data: &TrainingData,
+    batch: usize,
+    device: &Device,
+    dim: usize,
+    mut encode: impl FnMut(burn::tensor::Tensor<2>, burn::tensor::Tensor<2>) -> Vec<f32>,
+) -> Result<Embeddings, crate::data::DataError> {
+    let mut e = embed_batches(data, batch, device, &[dim], |imgs, specs| vec![encode(imgs, specs)])?;
+    Ok(e.pop().expect("one output"))
+}
+
 /// Embeds every object's image with `encoder` (evaluation mode, no autodiff).
 pub fn embed_images<E: ModalityEncoder + Module>(
     encoder: &E,
@@ -215,12 +227,13 @@ fn r2_row_with(
     Ok(R2Row { source: source.to_string(), r2 })
 }
 
-/// The image row alone (image-only models: no spectrum embedding, no retrieval).
-/// `input.spectrum` is ignored.
-pub fn evaluate_images(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
+/// The rows of one modality alone (single-modality models: no cross-modal row, no
+/// retrieval): `input.image` holds the embeddings, labelled `source`; `input.spectrum` is
+/// ignored.
+pub fn evaluate_single(input: &EvalInput<'_>, source: &str) -> Result<EvalReport, EvalError> {
     let img = input.image.clone().normalized();
-    let row = r2_row("image", &img, &img, input)?;
-    let few_shot = if input.few_shot { vec![r2_row_with("image", &img, &img, input, &mlp_probe)?] } else { vec![] };
+    let row = r2_row(source, &img, &img, input)?;
+    let few_shot = if input.few_shot { vec![r2_row_with(source, &img, &img, input, &mlp_probe)?] } else { vec![] };
     Ok(EvalReport {
         n_train: input.train_idx.len(),
         n_test: input.test_idx.len(),

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use astroclip_registry::{Metric, NewRun, Registry};
+use burn::module::Module;
 use burn::tensor::Device;
 use serde_json::Value;
 
@@ -297,16 +298,24 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
             return supervised_and_evaluate(t, setup, model.spectrum, Modality::Spectrum, start_step, &run_dir);
         }
         "supervised-photometry" => return photometry_baseline(t, &run_dir),
+        "specformer-masked" => return masked_and_evaluate(t, setup, model.spectrum, start_step, &run_dir),
         _ => {}
     }
+    let model = two_stage_init(t, model, start_step)?;
     let report = train::train(setup, model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
 
     let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device)?;
-    let eval_report =
-        evaluate_and_record(t, run_dir.as_path(), &image, Some(&spectrum), report.steps_run, report.samples_per_sec)?;
+    let eval_report = evaluate_and_record(
+        t,
+        run_dir.as_path(),
+        Some(&image),
+        Some(&spectrum),
+        report.steps_run,
+        report.samples_per_sec,
+    )?;
     Ok((Some(eval_report), report.samples_per_sec))
 }
 
@@ -325,8 +334,126 @@ fn moco_and_evaluate(
         return Ok((None, report.samples_per_sec));
     }
     let image = eval::embed_images(&report.encoder, t.data, cfg.eval.batch_size, t.device)?;
-    let eval_report = evaluate_and_record(t, run_dir, &image, None, report.steps_run, report.samples_per_sec)?;
+    let eval_report = evaluate_and_record(t, run_dir, Some(&image), None, report.steps_run, report.samples_per_sec)?;
     Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// AstroCLIP stage 1: SpecFormer masked modelling, then the spectrum rows of its
+/// mean-pooled backbone tokens.
+fn masked_and_evaluate(
+    t: &TrainEval<'_>,
+    setup: TrainSetup<'_>,
+    backbone: astroclip_builtin::specformer::SpecFormer,
+    start_step: usize,
+    run_dir: &Path,
+) -> anyhow::Result<(Option<EvalReport>, f64)> {
+    use crate::ssl::train_masked;
+    let cfg = t.cfg;
+    let model = train_masked::MaskedSpecFormer::new(backbone, t.device);
+    let report = train_masked::train(setup, model, cfg.objective.mask, start_step)?;
+    if report.stopped_at.is_some() {
+        return Ok((None, report.samples_per_sec));
+    }
+    let spectrum = train_masked::embed_spectra(&report.model.backbone, t.data, cfg.eval.batch_size, t.device)?;
+    let eval_report = evaluate_and_record(t, run_dir, None, Some(&spectrum), report.steps_run, report.samples_per_sec)?;
+    Ok((Some(eval_report), report.samples_per_sec))
+}
+
+/// The newest checkpoint of pre-training run `id` (named by `key`), after checking that the
+/// run finished, has objective `kind`, and built its encoder with the same configuration
+/// `sections` as this run. Returns `(full run id, model.bpk path)`.
+fn pretrained_checkpoint(
+    t: &TrainEval<'_>,
+    key: &str,
+    id: &str,
+    kind: &str,
+    sections: &[&str],
+) -> anyhow::Result<(String, PathBuf)> {
+    let detail = t
+        .registry
+        .run(id)
+        .with_context(|| format!("{key} = {id:?}: no such run in the registry; run `astroclip runs list`"))?;
+    let full = detail.summary.id.clone();
+    if detail.summary.status != "finished" {
+        bail!(
+            "{key} = {id:?}: run {full} is {}, not finished; finish it first (`astroclip run --resume {full}`)",
+            detail.summary.status
+        );
+    }
+    let theirs = &detail.config;
+    let ours = serde_json::to_value(t.cfg)?;
+    let their_kind = theirs.pointer("/objective/kind").and_then(|v| v.as_str()).unwrap_or("clip");
+    if their_kind != kind {
+        bail!("{key} = {id:?}: run {full} trained objective {their_kind:?}; {key} needs a {kind:?} run");
+    }
+    for section in sections {
+        if theirs.get(section) != ours.get(section) {
+            bail!(
+                "{key} = {id:?}: run {full} built its encoder with a different [{section}] section; \
+                 use the same [{section}] settings (compare with `astroclip runs diff`)"
+            );
+        }
+    }
+    let checkpoints = Checkpoints { dir: t.home.join("runs").join(&full).join("checkpoints") };
+    let Some((_, dir)) = checkpoints.latest() else {
+        bail!("{key} = {id:?}: run {full} has no complete checkpoint under {}", checkpoints.dir.display());
+    };
+    Ok((full, dir.join("model.bpk")))
+}
+
+/// Two-stage AstroCLIP: starts the encoders from pre-trained runs (`objective.init_image`: a
+/// MoCo v2 query encoder; `objective.init_spectrum`: a masked-modelling SpecFormer) and, with
+/// `objective.freeze_backbones`, leaves only the cross-attention heads trainable. The runs and
+/// checkpoint hashes started from are recorded as params `init.*` of a new run.
+fn two_stage_init(
+    t: &TrainEval<'_>,
+    mut model: components::Model,
+    start_step: usize,
+) -> anyhow::Result<components::Model> {
+    let o = &t.cfg.objective;
+    let mut params: Vec<(String, String)> = Vec::new();
+    let mut provenance = |what: &str, id: &str, path: &Path| -> anyhow::Result<()> {
+        let (sha, _) = train::file_sha256(path)?;
+        params.push((format!("init.{what}.run"), id.to_string()));
+        params
+            .push((format!("init.{what}.checkpoint"), path.strip_prefix(t.home).unwrap_or(path).display().to_string()));
+        params.push((format!("init.{what}.sha256"), sha));
+        Ok(())
+    };
+    if !o.init_image.is_empty() {
+        let (id, path) =
+            pretrained_checkpoint(t, "objective.init_image", &o.init_image, "moco-v2", &["image", "model"])?;
+        let pair = crate::ssl::train_moco::MocoPair { query: model.image.clone(), key: model.image.clone() };
+        let pair = pair
+            .try_load_file(&path)
+            .map_err(|e| anyhow::anyhow!("objective.init_image: loading {}: {e}", path.display()))?;
+        model.image = pair.query;
+        provenance("image", &id, &path)?;
+    }
+    if !o.init_spectrum.is_empty() {
+        let (id, path) = pretrained_checkpoint(
+            t,
+            "objective.init_spectrum",
+            &o.init_spectrum,
+            "specformer-masked",
+            &["spectrum", "model", "data"],
+        )?;
+        let masked = crate::ssl::train_masked::MaskedSpecFormer::new(model.spectrum.clone(), t.device);
+        let masked = masked
+            .try_load_file(&path)
+            .map_err(|e| anyhow::anyhow!("objective.init_spectrum: loading {}: {e}", path.display()))?;
+        model.spectrum = masked.backbone;
+        provenance("spectrum", &id, &path)?;
+    }
+    if o.freeze_backbones {
+        model.image = model.image.freeze_backbone();
+        model.spectrum = model.spectrum.freeze_backbone();
+        params.push(("init.frozen".into(), "image backbone, spectrum backbone".into()));
+    }
+    if start_step == 0 && !params.is_empty() {
+        t.registry.log_params(t.run_id, &params)?;
+    }
+    Ok(model)
 }
 
 /// Training and held-out rows without the objects the loader skipped.
@@ -447,7 +574,7 @@ fn photometry_baseline(t: &TrainEval<'_>, run_dir: &Path) -> anyhow::Result<(Opt
 fn evaluate_and_record(
     t: &TrainEval<'_>,
     run_dir: &Path,
-    image: &eval::Embeddings,
+    image: Option<&eval::Embeddings>,
     spectrum: Option<&eval::Embeddings>,
     steps_run: usize,
     samples_per_sec: f64,
@@ -457,9 +584,9 @@ fn evaluate_and_record(
     let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
     let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
     let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
-    let none = eval::Embeddings { n: image.n, dim: 0, values: vec![] };
+    let none = eval::Embeddings { n: t.data.len(), dim: 0, values: vec![] };
     let embeddings = run_dir.join("embeddings.safetensors");
-    save_embeddings(&embeddings, t.data.source.as_ref(), image, spectrum.unwrap_or(&none), &test_idx)?;
+    save_embeddings(&embeddings, t.data.source.as_ref(), image.unwrap_or(&none), spectrum.unwrap_or(&none), &test_idx)?;
     train::record_artifact(t.registry, t.run_id, t.home, &embeddings, "embeddings")?;
     let targets = cfg
         .eval
@@ -468,7 +595,7 @@ fn evaluate_and_record(
         .map(|p| (p.clone(), t.data.source.truth_column(p).expect("checked before training")))
         .collect();
     let input = EvalInput {
-        image,
+        image: image.or(spectrum).unwrap_or(&none),
         spectrum: spectrum.unwrap_or(&none),
         train_idx: &train_idx,
         test_idx: &test_idx,
@@ -477,9 +604,10 @@ fn evaluate_and_record(
         recall_at: &cfg.eval.recall_at,
         few_shot: cfg.eval.few_shot,
     };
-    let eval_report = match spectrum {
-        Some(_) => eval::evaluate(&input)?,
-        None => eval::evaluate_images(&input)?,
+    let eval_report = match (image, spectrum) {
+        (Some(_), Some(_)) => eval::evaluate(&input)?,
+        (Some(_), None) => eval::evaluate_single(&input, "image")?,
+        (None, _) => eval::evaluate_single(&input, "spectrum")?,
     };
     let step = cfg.train.steps as i64;
     let mut metrics = Vec::new();

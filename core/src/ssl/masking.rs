@@ -22,6 +22,7 @@ use rand::Rng;
 /// AstroCLIP's pre-training settings: 6 chunks of 50 tokens (on 7781-bin DESI spectra, 777
 /// section tokens).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct MaskConfig {
     pub num_chunks: usize,
     pub chunk_width: usize,

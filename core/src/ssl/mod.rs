@@ -6,4 +6,5 @@
 pub mod augment;
 pub mod masking;
 pub mod moco;
+pub mod train_masked;
 pub mod train_moco;

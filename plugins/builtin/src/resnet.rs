@@ -117,6 +117,15 @@ impl ResNetEncoderConfig {
 }
 
 impl ResNetEncoder {
+    /// The same encoder with its backbone (stem and residual blocks) excluded from training:
+    /// only the cross-attention head keeps gradients (AstroCLIP's two-stage recipe).
+    pub fn freeze_backbone(mut self) -> Self {
+        self.stem = self.stem.no_grad();
+        self.stem_norm = self.stem_norm.no_grad();
+        self.blocks = self.blocks.into_iter().map(|b| b.no_grad()).collect();
+        self
+    }
+
     /// Backbone feature map as tokens `(batch, h·w, channels)`.
     pub fn tokens(&self, x: Tensor<4>) -> Tensor<3> {
         let mut x = relu(self.stem_norm.forward(self.stem.forward(x)));

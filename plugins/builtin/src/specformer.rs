@@ -73,6 +73,26 @@ impl SpecFormerConfig {
 }
 
 impl SpecFormer {
+    /// The same encoder with its transformer backbone (token embedding, positions, layers,
+    /// final norm) excluded from training: only the cross-attention head keeps gradients.
+    pub fn freeze_backbone(mut self) -> Self {
+        self.embedding = self.embedding.no_grad();
+        self.position = self.position.set_require_grad(false);
+        self.transformer = self.transformer.no_grad();
+        self.norm = self.norm.no_grad();
+        self
+    }
+
+    /// Width of the transformer tokens.
+    pub fn d_model(&self) -> usize {
+        self.norm.gamma.dims()[0]
+    }
+
+    /// `(n_tokens, token_dim)` of the input.
+    pub fn input_shape(&self) -> (usize, usize) {
+        (self.n_tokens, self.token_dim)
+    }
+
     /// Transformer tokens `(batch, n_tokens, d_model)` after the final LayerNorm.
     pub fn tokens(&self, x: Tensor<3>) -> Tensor<3> {
         let x = self.embedding.forward(x) + self.position.val().unsqueeze_dim(0);
