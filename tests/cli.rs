@@ -395,7 +395,10 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
              [[model]]\nname = \"MoCo v2\"\nset = [\"objective.kind=moco-v2\", \"objective.queue_size=32\"]\n\n\
              [[model]]\nname = \"Supervised\"\nset = [\"objective.kind=supervised-image\"]\n\n\
              [[model]]\nname = \"Supervised spectrum\"\nset = [\"objective.kind=supervised-spectrum\"]\n\n\
-             [[model]]\nname = \"Photometry MLP\"\nset = [\"objective.kind=supervised-photometry\"]\n",
+             [[model]]\nname = \"Photometry MLP\"\nset = [\"objective.kind=supervised-photometry\"]\n\n\
+             [[model]]\nname = \"SpecFormer (masked)\"\nset = [\"objective.kind=specformer-masked\"]\n\n\
+             [[model]]\nname = \"Two-stage\"\nset = [\"objective.init_image=@MoCo v2\", \
+             \"objective.init_spectrum=@SpecFormer (masked)\", \"objective.freeze_backbones=true\"]\n",
             shared.join(", ")
         ),
     )
@@ -406,15 +409,32 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
     let lines: Vec<&str> =
         t.lines().filter(|l| ["| image", "| spectrum", "| photometry"].iter().any(|p| l.starts_with(p))).collect();
-    // image: 2 models × (zero-shot, few-shot) + supervised; spectrum: zero-/few-shot +
-    // supervised; photometry: supervised; image→spectrum.
-    assert_eq!(lines.len(), 10, "{t}");
-    assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 3, "{t}");
+    // image: AstroCLIP, MoCo, two-stage × (zero-shot, few-shot) + supervised; spectrum:
+    // AstroCLIP, masked SpecFormer, two-stage × (zero-shot, few-shot) + supervised;
+    // photometry: supervised; image→spectrum: AstroCLIP, two-stage.
+    assert_eq!(lines.len(), 17, "{t}");
+    assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 6, "{t}");
     assert!(lines[0].starts_with("| image | AstroCLIP |") && lines[1].starts_with("| image | MoCo v2 |"), "{t}");
-    assert!(lines[4].starts_with("| image | Supervised | supervised |"), "{t}");
-    assert!(lines[7].starts_with("| spectrum | Supervised spectrum | supervised |"), "{t}");
-    assert!(lines[8].starts_with("| photometry | Photometry MLP | supervised |"), "{t}");
-    assert!(lines[9].starts_with("| image→spectrum | AstroCLIP |"), "{t}");
+    assert!(lines[2].starts_with("| image | Two-stage | zero-shot"), "{t}");
+    assert!(lines[6].starts_with("| image | Supervised | supervised |"), "{t}");
+    assert!(lines[8].starts_with("| spectrum | SpecFormer (masked) | zero-shot"), "{t}");
+    assert!(lines[11].starts_with("| spectrum | SpecFormer (masked) | few-shot"), "{t}");
+    assert!(lines[13].starts_with("| spectrum | Supervised spectrum | supervised |"), "{t}");
+    assert!(lines[14].starts_with("| photometry | Photometry MLP | supervised |"), "{t}");
+    assert!(lines[15].starts_with("| image→spectrum | AstroCLIP |"), "{t}");
+    assert!(lines[16].starts_with("| image→spectrum | Two-stage |"), "{t}");
+    // The two-stage run records the runs it started from (the suite's MoCo and masked runs).
+    let two =
+        json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.freeze_backbones = true"]));
+    let two_id = two[0]["id"].as_str().unwrap().to_string();
+    let shown = json(&run(home.path(), &["runs", "show", &two_id, "--json"]));
+    let mocos = json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.kind = moco-v2"]));
+    let masked =
+        json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.kind = specformer-masked"]));
+    let params = shown["params"].to_string();
+    assert!(params.contains(mocos[0]["id"].as_str().unwrap()), "{params}");
+    assert!(params.contains(masked[0]["id"].as_str().unwrap()), "{params}");
+    assert!(params.contains("init.spectrum.sha256") && params.contains("init.frozen"), "{params}");
     // The supervised cell is the R² of the run's own predictions, as recorded.
     let sup = json(&run(
         home.path(),
@@ -427,7 +447,7 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
         ],
     ));
     let r2: f64 = sup[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
-    let cell: f64 = lines[4].split('|').nth(4).unwrap().trim().parse().unwrap();
+    let cell: f64 = lines[6].split('|').nth(4).unwrap().trim().parse().unwrap();
     assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
     // The MoCo row's redshift R² is the one recorded in its run.
     let moco = json(&run(
@@ -458,7 +478,7 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
 
     let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
     let t2 = text(&second);
-    assert!(second.status.success() && t2.matches("reusing run").count() == 5 && !t2.contains("training ("), "{t2}");
+    assert!(second.status.success() && t2.matches("reusing run").count() == 7 && !t2.contains("training ("), "{t2}");
     assert!(home.path().join("bench/tiny-bench.md").is_file() && home.path().join("bench/tiny-bench.html").is_file());
     let tables = json(&run(home.path(), &["runs", "list", "--json", "--where", "experiment = tiny-bench-table"]));
     assert_eq!(tables.as_array().unwrap().len(), 2, "each invocation records its table");

@@ -428,7 +428,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { suite, device, .. } => {
             let suite = suite.ok_or_else(|| anyhow::anyhow!("bench needs a bench TOML or `perf`"))?;
             let (table, md) = astroclip_core::suite::execute(&suite, &cli.home, cli.registry.as_deref(), &device)?;
-            println!("{}: R² on held-out galaxies (zero-shot k-NN, few-shot MLP probes)\n", table.name);
+            println!("{}: R² on held-out galaxies (zero-shot k-NN, few-shot MLP, supervised)\n", table.name);
             print!("{}", table.markdown());
             println!("\nsaved {} (and .html); recorded as experiment {}-table", md.display(), table.name);
         }

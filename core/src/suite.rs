@@ -20,6 +20,15 @@
 //! [[model]]
 //! name = "Supervised ResNet"             # also supervised-spectrum, supervised-photometry
 //! set = ["objective.kind=supervised-image"]
+//!
+//! [[model]]
+//! name = "SpecFormer (masked)"
+//! set = ["objective.kind=specformer-masked"]
+//!
+//! [[model]]                              # `@name`: the run id an earlier model resolved to
+//! name = "AstroCLIP two-stage"
+//! set = ["objective.init_image=@MoCo v2 (Stein et al. 2021)",
+//!        "objective.init_spectrum=@SpecFormer (masked)", "objective.freeze_backbones=true"]
 //! ```
 //! A model is reused when a finished run's recorded configuration equals the model's resolved
 //! configuration apart from the `experiment` section (name and description).
@@ -237,7 +246,9 @@ pub fn execute(
     let mut trained = Vec::new();
     let mut properties = Vec::new();
     let mut retrieval = Vec::new();
+    let mut run_of: Vec<(String, String)> = Vec::new();
     for m in &models {
+        let m = &with_references(m, &run_of, file)?;
         let cfg = &m.config;
         let id = match reuse(&reg, cfg)? {
             Some(id) => {
@@ -259,6 +270,7 @@ pub fn execute(
                 out.run_id
             }
         };
+        run_of.push((m.name.clone(), id.clone()));
         properties = cfg.eval.properties.clone();
         let latest = reg.run(&id)?.latest_metrics;
         let recall: Vec<(usize, f64)> = cfg
@@ -325,6 +337,36 @@ pub fn execute(
     std::fs::write(out_dir.join(format!("{}.html", suite.bench.name)), table.html())?;
     record(&reg, &suite, &table, home, &md)?;
     Ok((table, md))
+}
+
+/// A model whose overrides name an earlier model of the suite as `key=@<model name>` (a
+/// two-stage model starting from pre-trained ones) with the run id that model resolved to.
+fn with_references(m: &ResolvedModel, run_of: &[(String, String)], file: &Path) -> anyhow::Result<ResolvedModel> {
+    let mut overrides = Vec::new();
+    let mut changed = false;
+    for o in &m.overrides {
+        match o.split_once("=@") {
+            Some((key, name)) => {
+                let Some((_, id)) = run_of.iter().find(|(n, _)| n == name) else {
+                    bail!(
+                        "{}: model {:?} sets {key}=@{name}, but no earlier [[model]] is named {name:?}; \
+                         list the pre-training model first",
+                        file.display(),
+                        m.name
+                    );
+                };
+                overrides.push(format!("{key}={id}"));
+                changed = true;
+            }
+            None => overrides.push(o.clone()),
+        }
+    }
+    if !changed {
+        return Ok(ResolvedModel { name: m.name.clone(), config: m.config.clone(), file: m.file.clone(), overrides });
+    }
+    let config = config::load(m.file.as_deref(), &CliOverrides::parse(&overrides)?)
+        .with_context(|| format!("{}: model {:?}", file.display(), m.name))?;
+    Ok(ResolvedModel { name: m.name.clone(), config, file: m.file.clone(), overrides })
 }
 
 fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String>> {
@@ -404,11 +446,25 @@ mod tests {
             let kinds: Vec<&str> = models.iter().map(|m| m.config.objective.kind.as_str()).collect();
             assert_eq!(
                 kinds,
-                ["clip", "moco-v2", "supervised-image", "supervised-spectrum", "supervised-photometry"],
+                [
+                    "clip",
+                    "moco-v2",
+                    "specformer-masked",
+                    "clip",
+                    "supervised-image",
+                    "supervised-spectrum",
+                    "supervised-photometry"
+                ],
                 "{file}"
             );
             let (clip, moco) = (&models[0].config, &models[1].config);
             assert_eq!((moco.objective.queue_size, moco.objective.momentum), (queue, momentum), "{file}");
+            let two_stage = &models[3].config.objective;
+            assert_eq!(
+                (two_stage.init_image.as_str(), two_stage.init_spectrum.as_str(), two_stage.freeze_backbones),
+                ("@MoCo v2 (Stein et al. 2021)", "@SpecFormer (masked)", true),
+                "{file}"
+            );
             for m in &models[1..] {
                 let mut same = m.config.clone();
                 same.objective = clip.objective.clone();
