@@ -256,7 +256,11 @@ pub fn execute(
                 id
             }
             None => {
-                eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);
+                if cfg.objective.kind == "supervised-photometry" {
+                    eprintln!("{}: fitting (MLP per property on the photometry)", m.name);
+                } else {
+                    eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);
+                }
                 let out = run::execute(&RunOptions {
                     file: m.file.clone(),
                     overrides: m.overrides.clone(),
