@@ -68,7 +68,8 @@ pub struct PerfArgs {
     /// Skip the PyTorch and scikit-learn references.
     #[arg(long)]
     pub no_reference: bool,
-    /// CPU threads for both sides (default: all cores).
+    /// CPU threads of the PyTorch reference (default: all cores, which burn-flex and the k-NN
+    /// probe always use).
     #[arg(long)]
     pub threads: Option<usize>,
 }
