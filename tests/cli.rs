@@ -338,32 +338,48 @@ fn moco_v2_baseline_trains_and_resumes_exactly() {
     assert!(!out.status.success() && text(&out).contains("objective.kind"), "{}", text(&out));
 }
 
-/// A supervised baseline stopped after 3 steps and resumed ends exactly like an uninterrupted
-/// one (same final loss, same held-out R² of its predictions); photometry needs photometry.
+/// A supervised baseline and SpecFormer masked pre-training, each stopped after 3 steps and
+/// resumed, end exactly like uninterrupted runs (same held-out R²; the masks are a function of
+/// the step); a two-stage run refuses a start run of the wrong kind; photometry needs
+/// photometry.
 #[test]
-fn supervised_baseline_resumes_exactly_and_photometry_needs_photometry() {
+fn supervised_and_masked_runs_resume_exactly_and_bad_starts_are_refused() {
     let home = tempfile::tempdir().unwrap();
-    let mut base: Vec<&str> = vec!["run"];
-    base.extend_from_slice(TINY);
-    base.extend_from_slice(&["--set", "model.dropout=0.0", "--set", "objective.kind=supervised-spectrum"]);
-    let full = run(home.path(), &base);
-    let t = text(&full);
-    assert!(full.status.success() && t.contains("supervised baseline R²") && t.contains("spectrum "), "{t}");
-    let mut first = base.clone();
-    first.extend_from_slice(&["--stop-after", "3"]);
-    assert!(run(home.path(), &first).status.success());
-    let runs = json(&run(home.path(), &["runs", "list", "--json", "--where", "status = killed"]));
-    let id = runs[0]["id"].as_str().unwrap().to_string();
-    let resumed = run(home.path(), &["run", "--resume", &id]);
-    assert!(resumed.status.success(), "{}", text(&resumed));
-    let rows = json(&run(
-        home.path(),
-        &["runs", "list", "--json", "--where", "metrics.eval.supervised_r2.redshift[source=spectrum] > -100"],
-    ));
-    let rows = rows.as_array().unwrap();
-    assert_eq!(rows.len(), 2, "{rows:?}");
-    let r2 = |r: &serde_json::Value| r["fields"][0][1].as_str().unwrap().to_string();
-    assert_eq!(r2(&rows[0]), r2(&rows[1]), "{rows:?}");
+    for (kind, metric) in [
+        ("supervised-spectrum", "metrics.eval.supervised_r2.redshift[source=spectrum]"),
+        ("specformer-masked", "metrics.eval.r2.redshift[source=spectrum]"),
+    ] {
+        let kind_set = format!("objective.kind={kind}");
+        let mut base: Vec<&str> = vec!["run"];
+        base.extend_from_slice(TINY);
+        base.extend_from_slice(&["--set", "model.dropout=0.0", "--set", &kind_set]);
+        let full = run(home.path(), &base);
+        let t = text(&full);
+        assert!(full.status.success() && t.contains("spectrum "), "{t}");
+        let mut first = base.clone();
+        first.extend_from_slice(&["--stop-after", "3"]);
+        assert!(run(home.path(), &first).status.success());
+        let runs = json(&run(home.path(), &["runs", "list", "--json", "--where", "status = killed"]));
+        let id = runs[0]["id"].as_str().unwrap().to_string();
+        let resumed = run(home.path(), &["run", "--resume", &id]);
+        assert!(resumed.status.success(), "{}", text(&resumed));
+        let filter = format!("params.objective.kind = {kind} and {metric} > -100");
+        let rows = json(&run(home.path(), &["runs", "list", "--json", "--where", &filter]));
+        let rows = rows.as_array().unwrap();
+        assert_eq!(rows.len(), 2, "{kind}: {rows:?}");
+        let r2 = |r: &serde_json::Value| r["fields"][1][1].as_str().unwrap().to_string();
+        assert_eq!(r2(&rows[0]), r2(&rows[1]), "{kind}: {rows:?}");
+    }
+    // A masked-modelling run is no image start: the key, the run and the needed kind are named.
+    let masked =
+        json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.kind = specformer-masked"]));
+    let init = format!("objective.init_image={}", masked[0]["id"].as_str().unwrap());
+    let mut args: Vec<&str> = vec!["run"];
+    args.extend_from_slice(TINY);
+    args.extend_from_slice(&["--set", &init]);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("objective.init_image") && t.contains("\"moco-v2\" run"), "{t}");
 
     // An HDF5 file without photometry: the photometry baseline says what it needs.
     let dir = tempfile::tempdir().unwrap();

@@ -16,10 +16,8 @@
 //! is recorded as `eval.supervised_r2.<property>` (context `split=test,source=<modality>`).
 
 use std::path::Path;
-use std::time::Instant;
 
 use astroclip_plugin_api::{ModalityEncoder, ProbeInput};
-use astroclip_registry::Metric;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
@@ -27,9 +25,7 @@ use burn::tensor::{Tensor, TensorData};
 use serde::Serialize;
 
 use crate::dataset::TrainingData;
-use crate::train::{
-    TrainError, TrainSetup, batch_indices, learning_rate, load_checkpoint, optimizer, progress_bar, save_checkpoint,
-};
+use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
 
 /// Which input a supervised baseline regresses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,34 +112,17 @@ pub fn train<E: ModalityEncoder + burn::module::ModuleDisplay>(
     start_step: usize,
 ) -> Result<SupervisedReport<E>, TrainError> {
     let cfg = setup.cfg;
-    if cfg.batch_size > setup.train_idx.len() {
-        return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
-    }
+    let mut log = StepLog::new(&setup, &format!("supervised {}", modality.name()), "mse", start_step)?;
     let mut optim = optimizer(cfg);
     if start_step > 0 {
         (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
     }
-    let bar = progress_bar(&format!("supervised {}", modality.name()), cfg, start_step);
-    let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
-    let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
-    let (batch, seed) = (cfg.batch_size, cfg.seed);
-    let plan: crate::data::loader::Plan =
-        std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start_step + k));
-    let mut batches = setup.data.batches(plan, end - start_step);
+    let mut batches = log.batches();
     let (il, sl) = (setup.data.tokenizers.image_len(), setup.data.tokenizers.spectrum_len());
     let n_props = targets.len();
-    let started = Instant::now();
-    let mut window = (Instant::now(), 0usize);
-    let mut buffer: Vec<Metric> = Vec::new();
-    let mut last_done = start_step;
-    for step in start_step..end {
-        let b = batches.next().unwrap_or_else(|| {
-            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
-        })?;
-        let n = b.indices.len();
-        if n < 2 {
-            return Err(TrainError::EmptyBatch { step, n });
-        }
+    for step in start_step..log.end() {
+        let b = log.next_batch(&mut batches, step, 2)?;
+        let n = b.len();
         let y = Tensor::<2>::from_data(TensorData::new(scaler.rows(targets, &b.indices), [n, n_props]), setup.device);
         let (images, spectra) = b.tensors(il, sl, setup.device);
         let x = match modality {
@@ -152,49 +131,21 @@ pub fn train<E: ModalityEncoder + burn::module::ModuleDisplay>(
         };
         let loss = (model.forward(x) - y).powi_scalar(2).mean();
         let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            return Err(TrainError::NonFiniteLoss { step, value });
-        }
+        log.check(step, value)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
-        window.1 += n;
-        buffer.push(Metric::new("train.loss", step as i64, value as f64));
-        buffer.push(Metric::new("train.lr", step as i64, lr));
-        let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
-            let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
-            buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            buffer.clear();
-            bar.set_message(format!("mse {value:.4}  {rate:.1} samples/s"));
-            window = (Instant::now(), 0);
+        let due = log.record(step, n, value, lr, |_| {})?;
+        if due.checkpoint {
+            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
         }
-        bar.set_position(done as u64);
-        last_done = done;
-        let interrupted = crate::interrupt::requested();
-        if done.is_multiple_of(cfg.checkpoint_every) || done == end || interrupted {
-            if !buffer.is_empty() {
-                setup.registry.log_metrics(setup.run_id, &buffer)?;
-                buffer.clear();
-            }
-            save_checkpoint(&setup, &model, &optim, done, |_| Ok(vec![]))?;
-        }
-        if interrupted {
+        if due.stop {
             break;
         }
     }
-    bar.finish_and_clear();
     drop(batches);
-    let steps_run = last_done - start_step;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(SupervisedReport {
-        model,
-        samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
-        steps_run,
-        stopped_at: (last_done < cfg.steps).then_some(last_done),
-    })
+    let (steps_run, samples_per_sec, stopped_at) = log.finish();
+    Ok(SupervisedReport { model, samples_per_sec, steps_run, stopped_at })
 }
 
 /// Predictions (in the targets' units) for the objects `idx`, evaluation mode, no autodiff.

@@ -15,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::components::Model;
 use crate::config::TrainConfig;
+use crate::data::loader::TokenBatch;
 use crate::dataset::TrainingData;
 use astroclip_plugin_api::ContrastiveLoss;
 
@@ -180,101 +181,194 @@ pub fn save_checkpoint<M: Module + Clone>(
     Ok(())
 }
 
+/// What the loop does after a recorded step.
+pub struct Due {
+    /// Write a checkpoint now (cadence, last step, or interruption).
+    pub checkpoint: bool,
+    /// Stop after that checkpoint (Ctrl-C).
+    pub stop: bool,
+}
+
+/// The bookkeeping every training loop shares: the batch plan, loader wait time, metric
+/// batches for the registry (loss, learning rate, samples/s, loader wait), the progress bar,
+/// the checkpoint cadence and interruption, and the final rate.
+pub struct StepLog<'s, 'a> {
+    setup: &'s TrainSetup<'a>,
+    bar: indicatif::ProgressBar,
+    buffer: Vec<Metric>,
+    started: Instant,
+    window: (Instant, usize),
+    window_wait: f64,
+    waited: f64,
+    start_step: usize,
+    end: usize,
+    last_done: usize,
+    loss_name: &'static str,
+}
+
+impl<'s, 'a> StepLog<'s, 'a> {
+    /// `label` names the progress bar, `loss_name` the loss in its message.
+    pub fn new(
+        setup: &'s TrainSetup<'a>,
+        label: &str,
+        loss_name: &'static str,
+        start_step: usize,
+    ) -> Result<Self, TrainError> {
+        let cfg = setup.cfg;
+        if cfg.batch_size > setup.train_idx.len() {
+            return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
+        }
+        Ok(Self {
+            setup,
+            bar: progress_bar(label, cfg, start_step),
+            buffer: Vec::new(),
+            started: Instant::now(),
+            window: (Instant::now(), 0),
+            window_wait: 0.0,
+            waited: 0.0,
+            start_step,
+            end: setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps)),
+            last_done: start_step,
+            loss_name,
+        })
+    }
+
+    /// The last step (exclusive) this invocation runs: `train.steps`, or `--stop-after`.
+    pub fn end(&self) -> usize {
+        self.end
+    }
+
+    /// The batches of steps `start_step..end` (a function of the step: resumable).
+    pub fn batches(&self) -> Box<dyn Iterator<Item = Result<TokenBatch, crate::data::DataError>> + 'a> {
+        let setup = self.setup;
+        let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
+        let (batch, seed, start) = (setup.cfg.batch_size, setup.cfg.seed, self.start_step);
+        let plan: crate::data::loader::Plan =
+            std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start + k));
+        setup.data.batches(plan, self.end - self.start_step)
+    }
+
+    /// The next batch, timing the wait for the loader; a batch under `min` objects is an error.
+    pub fn next_batch(
+        &mut self,
+        batches: &mut dyn Iterator<Item = Result<TokenBatch, crate::data::DataError>>,
+        step: usize,
+        min: usize,
+    ) -> Result<TokenBatch, TrainError> {
+        let t = Instant::now();
+        let b = batches.next().unwrap_or_else(|| {
+            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
+        })?;
+        let w = t.elapsed().as_secs_f64();
+        self.waited += w;
+        self.window_wait += w;
+        if b.len() < min {
+            return Err(TrainError::EmptyBatch { step, n: b.len() });
+        }
+        Ok(b)
+    }
+
+    /// Fails on a non-finite loss, after writing the metrics gathered so far.
+    pub fn check(&mut self, step: usize, value: f32) -> Result<(), TrainError> {
+        if value.is_finite() {
+            return Ok(());
+        }
+        self.setup.registry.log_metrics(self.setup.run_id, &self.buffer)?;
+        Err(TrainError::NonFiniteLoss { step, value })
+    }
+
+    /// Records step `step` (`n` objects, loss `value`, learning rate `lr`); at logging steps
+    /// `extra` adds the loop's own metrics and the batch goes to the registry.
+    pub fn record(
+        &mut self,
+        step: usize,
+        n: usize,
+        value: f32,
+        lr: f64,
+        extra: impl FnOnce(&mut Vec<Metric>),
+    ) -> Result<Due, TrainError> {
+        let (cfg, setup) = (self.setup.cfg, self.setup);
+        self.window.1 += n;
+        self.buffer.push(Metric::new("train.loss", step as i64, value as f64));
+        self.buffer.push(Metric::new("train.lr", step as i64, lr));
+        let done = step + 1;
+        if done % cfg.log_every == 0 || done == cfg.steps {
+            let elapsed = self.window.0.elapsed().as_secs_f64();
+            let rate = self.window.1 as f64 / elapsed;
+            self.buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
+            self.buffer.push(Metric::new("data.wait_fraction", step as i64, self.window_wait / elapsed.max(1e-9)));
+            self.buffer.push(Metric::new("data.skipped_objects", step as i64, setup.data.excluded().len() as f64));
+            extra(&mut self.buffer);
+            setup.registry.log_metrics(setup.run_id, &self.buffer)?;
+            self.buffer.clear();
+            self.bar.set_message(format!("{} {value:.4}  {rate:.1} samples/s", self.loss_name));
+            self.window = (Instant::now(), 0);
+            self.window_wait = 0.0;
+        }
+        self.bar.set_position(done as u64);
+        self.last_done = done;
+        let stop = crate::interrupt::requested();
+        let checkpoint = done.is_multiple_of(cfg.checkpoint_every) || done == self.end || stop;
+        if checkpoint && !self.buffer.is_empty() {
+            setup.registry.log_metrics(setup.run_id, &self.buffer)?;
+            self.buffer.clear();
+        }
+        Ok(Due { checkpoint, stop })
+    }
+
+    /// `(steps run, samples/s over them, the step stopped at if before train.steps)`.
+    pub fn finish(self) -> (usize, f64, Option<usize>) {
+        self.bar.finish_and_clear();
+        let steps_run = self.last_done - self.start_step;
+        let secs = self.started.elapsed().as_secs_f64();
+        tracing::info!(
+            wait_fraction = format!("{:.3}", self.waited / secs.max(1e-9)),
+            "training thread waited {:.1} s of {secs:.1} s for data",
+            self.waited
+        );
+        let cfg = self.setup.cfg;
+        (
+            steps_run,
+            (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
+            (self.last_done < cfg.steps).then_some(self.last_done),
+        )
+    }
+}
+
 /// Trains from `start_step` (0, or the step of the checkpoint being resumed) to `cfg.steps`.
 pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Result<TrainReport, TrainError> {
     let cfg = setup.cfg;
-    if cfg.batch_size > setup.train_idx.len() {
-        return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
-    }
+    let mut log = StepLog::new(&setup, "train", "loss", start_step)?;
     let mut optim = optimizer(cfg);
     if start_step > 0 {
         (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
     }
-    let bar = progress_bar("train", cfg, start_step);
-    let mut buffer: Vec<Metric> = Vec::new();
-    let started = Instant::now();
-    let mut last_loss = f32::NAN;
-    let mut window = (Instant::now(), 0usize);
-    let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
-    let mut last_done = start_step;
-    let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
-    let (batch, seed) = (cfg.batch_size, cfg.seed);
-    let plan: crate::data::loader::Plan =
-        std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start_step + k));
-    let mut batches = setup.data.batches(plan, end - start_step);
+    let mut batches = log.batches();
     let (il, sl) = (setup.data.tokenizers.image_len(), setup.data.tokenizers.spectrum_len());
-    // Time the training thread spends waiting for the loader: near 0 when it keeps up.
-    let mut waited = 0.0f64;
-    let mut window_wait = 0.0f64;
-    for step in start_step..end {
-        let t_wait = Instant::now();
-        let b = batches.next().unwrap_or_else(|| {
-            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
-        })?;
-        let w = t_wait.elapsed().as_secs_f64();
-        waited += w;
-        window_wait += w;
-        if b.len() < 2 {
-            return Err(TrainError::EmptyBatch { step, n: b.len() });
-        }
-        let n_batch = b.len();
+    let mut last_loss = f32::NAN;
+    for step in start_step..log.end() {
+        let b = log.next_batch(&mut batches, step, 2)?;
+        let n = b.len();
         let (images, spectra) = b.tensors(il, sl, setup.device);
         let loss = model.forward(images, spectra);
         let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            return Err(TrainError::NonFiniteLoss { step, value });
-        }
+        log.check(step, value)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
         last_loss = value;
-        window.1 += n_batch;
-        buffer.push(Metric::new("train.loss", step as i64, value as f64));
-        buffer.push(Metric::new("train.lr", step as i64, lr));
-        let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
-            let elapsed = window.0.elapsed().as_secs_f64();
-            let rate = window.1 as f64 / elapsed;
-            buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
-            buffer.push(Metric::new("data.wait_fraction", step as i64, window_wait / elapsed.max(1e-9)));
-            buffer.push(Metric::new("data.skipped_objects", step as i64, setup.data.excluded().len() as f64));
-            window_wait = 0.0;
-            buffer.push(Metric::new("train.logit_scale", step as i64, model.loss.logit_scale() as f64));
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            buffer.clear();
-            bar.set_message(format!("loss {value:.4}  {rate:.1} samples/s"));
-            window = (Instant::now(), 0);
+        let scale = model.loss.logit_scale() as f64;
+        let due = log.record(step, n, value, lr, |m| m.push(Metric::new("train.logit_scale", step as i64, scale)))?;
+        if due.checkpoint {
+            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
         }
-        bar.set_position(done as u64);
-        last_done = done;
-        let interrupted = crate::interrupt::requested();
-        if done.is_multiple_of(cfg.checkpoint_every) || done == end || interrupted {
-            if !buffer.is_empty() {
-                setup.registry.log_metrics(setup.run_id, &buffer)?;
-                buffer.clear();
-            }
-            save_checkpoint(&setup, &model, &optim, done, |_| Ok(vec![]))?;
-        }
-        if interrupted {
+        if due.stop {
             break;
         }
     }
-    bar.finish_and_clear();
     drop(batches);
-    let steps_run = last_done - start_step;
-    let secs = started.elapsed().as_secs_f64();
-    tracing::info!(
-        wait_fraction = format!("{:.3}", waited / secs.max(1e-9)),
-        "training thread waited {waited:.1} s of {secs:.1} s for data"
-    );
-    Ok(TrainReport {
-        model,
-        final_loss: last_loss,
-        samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
-        steps_run,
-        stopped_at: (last_done < cfg.steps).then_some(last_done),
-    })
+    let (steps_run, samples_per_sec, stopped_at) = log.finish();
+    Ok(TrainReport { model, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
 }
 
 #[cfg(test)]

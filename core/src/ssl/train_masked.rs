@@ -13,10 +13,7 @@
 //! the backbone output (the cross-attention head is not trained in this stage), and serves as
 //! `objective.init_spectrum` of a two-stage AstroCLIP run.
 
-use std::time::Instant;
-
 use astroclip_builtin::specformer::SpecFormer;
-use astroclip_registry::Metric;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::GradientsParams;
@@ -27,9 +24,7 @@ use rand_chacha::ChaCha8Rng;
 use super::masking::{MaskConfig, mask_sequence, masked_mse};
 use crate::dataset::TrainingData;
 use crate::eval::Embeddings;
-use crate::train::{
-    TrainError, TrainSetup, batch_indices, learning_rate, load_checkpoint, optimizer, progress_bar, save_checkpoint,
-};
+use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
 
 /// The SpecFormer backbone with AstroCLIP's reconstruction head.
 #[derive(Module, Debug)]
@@ -81,84 +76,40 @@ pub fn train(
     start_step: usize,
 ) -> Result<MaskedReport, TrainError> {
     let cfg = setup.cfg;
-    if cfg.batch_size > setup.train_idx.len() {
-        return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
-    }
+    let mut log = StepLog::new(&setup, "specformer-masked", "masked mse", start_step)?;
     let mut optim = optimizer(cfg);
     if start_step > 0 {
         (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
     }
     let (len, dim) = model.backbone.input_shape();
-    let bar = progress_bar("specformer-masked", cfg, start_step);
-    let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
-    let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
-    let (batch, seed) = (cfg.batch_size, cfg.seed);
-    let plan: crate::data::loader::Plan =
-        std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start_step + k));
-    let mut batches = setup.data.batches(plan, end - start_step);
-    let started = Instant::now();
-    let mut window = (Instant::now(), 0usize);
-    let mut buffer: Vec<Metric> = Vec::new();
-    let mut last_done = start_step;
-    for step in start_step..end {
-        let b = batches.next().unwrap_or_else(|| {
-            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
-        })?;
-        let n = b.indices.len();
-        if n < 1 {
-            return Err(TrainError::EmptyBatch { step, n });
-        }
+    let mut batches = log.batches();
+    for step in start_step..log.end() {
+        let b = log.next_batch(&mut batches, step, 1)?;
+        let n = b.len();
         // The masks are a function of (seed, step): a resumed run masks identically.
-        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(step as u64) ^ 0x6d61_736b);
+        let mut rng =
+            ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) ^ 0x6d61_736b);
         let masked = mask_batch(&b.spectrum, n, len, dim, mask, &mut rng)
             .map_err(|detail| TrainError::Checkpoint { path: "objective.mask".into(), detail })?;
         let target = Tensor::<3>::from_data(TensorData::new(b.spectrum.clone(), [n, len, dim]), setup.device);
         let masked = Tensor::<3>::from_data(TensorData::new(masked, [n, len, dim]), setup.device);
         let loss = masked_mse(model.forward(masked.clone()), target, masked);
         let value: f32 = loss.clone().into_scalar();
-        if !value.is_finite() {
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            return Err(TrainError::NonFiniteLoss { step, value });
-        }
+        log.check(step, value)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
-        window.1 += n;
-        buffer.push(Metric::new("train.loss", step as i64, value as f64));
-        buffer.push(Metric::new("train.lr", step as i64, lr));
-        let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
-            let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
-            buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            buffer.clear();
-            bar.set_message(format!("masked mse {value:.4}  {rate:.1} samples/s"));
-            window = (Instant::now(), 0);
+        let due = log.record(step, n, value, lr, |_| {})?;
+        if due.checkpoint {
+            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
         }
-        bar.set_position(done as u64);
-        last_done = done;
-        let interrupted = crate::interrupt::requested();
-        if done.is_multiple_of(cfg.checkpoint_every) || done == end || interrupted {
-            if !buffer.is_empty() {
-                setup.registry.log_metrics(setup.run_id, &buffer)?;
-                buffer.clear();
-            }
-            save_checkpoint(&setup, &model, &optim, done, |_| Ok(vec![]))?;
-        }
-        if interrupted {
+        if due.stop {
             break;
         }
     }
-    bar.finish_and_clear();
     drop(batches);
-    let steps_run = last_done - start_step;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(MaskedReport {
-        model,
-        samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
-        steps_run,
-        stopped_at: (last_done < cfg.steps).then_some(last_done),
-    })
+    let (steps_run, samples_per_sec, stopped_at) = log.finish();
+    Ok(MaskedReport { model, samples_per_sec, steps_run, stopped_at })
 }
 
 /// Spectrum embeddings of every object: the backbone's tokens averaged over the sequence

@@ -8,11 +8,8 @@
 //! step with the run's schedule, the momentum update, and the keys enqueued. Checkpoints hold
 //! both encoders, the optimizer state and the queue, so a run resumes exactly.
 
-use std::time::Instant;
-
 use astroclip_builtin::resnet::ResNetEncoder;
 use astroclip_plugin_api::ModalityEncoder;
-use astroclip_registry::Metric;
 use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::tensor::{Tensor, TensorData};
@@ -22,9 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use super::augment::augment;
 use super::moco::{Queue, detached_copy, loss, momentum_update};
 use crate::config::ObjectiveConfig;
-use crate::train::{
-    TrainError, TrainSetup, batch_indices, learning_rate, load_checkpoint, optimizer, progress_bar, save_checkpoint,
-};
+use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
 
 /// The trained encoder and its momentum copy (no gradient), checkpointed together.
 #[derive(Module, Debug)]
@@ -76,9 +71,7 @@ pub fn train(
     start_step: usize,
 ) -> Result<MocoReport, TrainError> {
     let cfg = setup.cfg;
-    if cfg.batch_size > setup.train_idx.len() {
-        return Err(TrainError::BatchTooLarge { batch: cfg.batch_size, n: setup.train_idx.len() });
-    }
+    let mut log = StepLog::new(&setup, "moco", "loss", start_step)?;
     let dim = encoder.embed_dim();
     let key = detached_copy(&encoder);
     let mut model = MocoPair { query: encoder, key };
@@ -100,27 +93,13 @@ pub fn train(
             detail: format!("MoCo augmentations need (3, S, S) images; the tokenizer gives {il} values"),
         });
     }
-    let bar = progress_bar("moco", cfg, start_step);
-    let end = setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps));
-    let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
-    let (batch, seed) = (cfg.batch_size, cfg.seed);
-    let plan: crate::data::loader::Plan =
-        std::sync::Arc::new(move |k| batch_indices(&train_idx, batch, seed, start_step + k));
-    let mut batches = setup.data.batches(plan, end - start_step);
-    let started = Instant::now();
-    let mut window = (Instant::now(), 0usize);
-    let mut buffer: Vec<Metric> = Vec::new();
-    let (mut last_loss, mut last_done) = (f32::NAN, start_step);
-    for step in start_step..end {
-        let b = batches.next().unwrap_or_else(|| {
-            Err(crate::data::DataError::Content { path: "loader".into(), detail: format!("no batch for step {step}") })
-        })?;
-        let n = b.indices.len();
-        if n < 2 {
-            return Err(TrainError::EmptyBatch { step, n });
-        }
+    let mut batches = log.batches();
+    let mut last_loss = f32::NAN;
+    for step in start_step..log.end() {
+        let b = log.next_batch(&mut batches, step, 2)?;
+        let n = b.len();
         // Two views per image, reproducible from (seed, step).
-        let mut rng = ChaCha8Rng::seed_from_u64(seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
         let (mut vq, mut vk) = (Vec::with_capacity(n * il), Vec::with_capacity(n * il));
         for img in b.image.chunks(il) {
             vq.extend(augment(img, 3, side, &ocfg.augment, &mut rng));
@@ -132,54 +111,25 @@ pub fn train(
         let k = l2_normalize(model.key.encode(im_k)).detach();
         let l = loss(q, k.clone(), queue.tensor(setup.device), ocfg.temperature);
         let value: f32 = l.clone().into_scalar();
-        if !value.is_finite() {
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            return Err(TrainError::NonFiniteLoss { step, value });
-        }
+        log.check(step, value)?;
         let grads = GradientsParams::from_grads(l.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = optim.step(lr, model, grads);
         model.key = momentum_update(model.key, &model.query, ocfg.momentum);
         queue.enqueue(&k.into_data().try_to_vec::<f32>().unwrap_or_default());
         last_loss = value;
-        window.1 += n;
-        buffer.push(Metric::new("train.loss", step as i64, value as f64));
-        buffer.push(Metric::new("train.lr", step as i64, lr));
-        let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
-            let rate = window.1 as f64 / window.0.elapsed().as_secs_f64();
-            buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
-            setup.registry.log_metrics(setup.run_id, &buffer)?;
-            buffer.clear();
-            bar.set_message(format!("loss {value:.4}  {rate:.1} samples/s"));
-            window = (Instant::now(), 0);
-        }
-        bar.set_position(done as u64);
-        last_done = done;
-        let interrupted = crate::interrupt::requested();
-        if done.is_multiple_of(cfg.checkpoint_every) || done == end || interrupted {
-            if !buffer.is_empty() {
-                setup.registry.log_metrics(setup.run_id, &buffer)?;
-                buffer.clear();
-            }
-            save_checkpoint(&setup, &model, &optim, done, |dir| {
+        let due = log.record(step, n, value, lr, |_| {})?;
+        if due.checkpoint {
+            save_checkpoint(&setup, &model, &optim, step + 1, |dir| {
                 save_queue(&dir.join("queue.bin"), &queue)?;
                 Ok(vec![("queue.bin", "moco-queue")])
             })?;
         }
-        if interrupted {
+        if due.stop {
             break;
         }
     }
-    bar.finish_and_clear();
     drop(batches);
-    let steps_run = last_done - start_step;
-    let secs = started.elapsed().as_secs_f64();
-    Ok(MocoReport {
-        encoder: model.query,
-        final_loss: last_loss,
-        samples_per_sec: (steps_run * cfg.batch_size) as f64 / secs.max(1e-9),
-        steps_run,
-        stopped_at: (last_done < cfg.steps).then_some(last_done),
-    })
+    let (steps_run, samples_per_sec, stopped_at) = log.finish();
+    Ok(MocoReport { encoder: model.query, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
 }
