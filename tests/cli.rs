@@ -8,25 +8,8 @@ use std::process::{Command, Output};
 
 use astroclip_core::survey::{self, SynthConfig, storage};
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_astroclip"));
-    // Tests must not inherit a developer's ASTROCLIP_* settings.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("ASTROCLIP_") {
-            c.env_remove(k);
-        }
-    }
-    c.arg("--log").arg("warn");
-    c
-}
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
-}
-
-fn run(home: &Path, args: &[&str]) -> Output {
-    bin().arg("--home").arg(home).args(args).output().expect("spawn astroclip")
-}
+mod common;
+use common::*;
 
 /// `run` against a given registry (`--registry`: a PostgreSQL URL) instead of `<home>/registry.db`.
 fn runr(home: &Path, registry: Option<&str>, args: &[&str]) -> Output {
@@ -61,37 +44,6 @@ fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{}_{t}", std::process::id())
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
-
-/// A small but complete configuration: 96 galaxies with 64-px cutouts, a few steps.
-const TINY: &[&str] = &[
-    "--set",
-    "data.synth.n_galaxies=96",
-    "--set",
-    "data.synth.image_size=64",
-    "--set",
-    "data.test_fraction=0.25",
-    "--set",
-    "train.batch_size=16",
-    "--set",
-    "train.steps=6",
-    "--set",
-    "train.warmup_steps=2",
-    "--set",
-    "train.log_every=2",
-    "--set",
-    "train.checkpoint_every=3",
-    "--set",
-    "eval.k=8",
-];
-
-fn json(o: &Output) -> serde_json::Value {
-    assert!(o.status.success(), "{}", text(o));
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", text(o)))
 }
 
 #[test]
@@ -239,7 +191,7 @@ fn resume_continues_the_same_run_exactly() {
     let home = tempfile::tempdir().unwrap();
     let mut base: Vec<&str> = vec!["run"];
     base.extend_from_slice(TINY);
-    base.extend_from_slice(&["--set", "model.dropout=0.0"]);
+    base.extend_from_slice(&["--set", "image.encoder.dropout=0.0", "--set", "spectrum.encoder.dropout=0.0"]);
 
     let full = run(home.path(), &base);
     assert!(full.status.success(), "{}", text(&full));
@@ -284,7 +236,9 @@ fn moco_v2_baseline_trains_and_resumes_exactly() {
     base.extend_from_slice(TINY);
     base.extend_from_slice(&[
         "--set",
-        "model.dropout=0.0",
+        "image.encoder.dropout=0.0",
+        "--set",
+        "spectrum.encoder.dropout=0.0",
         "--set",
         "objective.kind=moco-v2",
         "--set",
@@ -352,7 +306,14 @@ fn supervised_and_masked_runs_resume_exactly_and_bad_starts_are_refused() {
         let kind_set = format!("objective.kind={kind}");
         let mut base: Vec<&str> = vec!["run"];
         base.extend_from_slice(TINY);
-        base.extend_from_slice(&["--set", "model.dropout=0.0", "--set", &kind_set]);
+        base.extend_from_slice(&[
+            "--set",
+            "image.encoder.dropout=0.0",
+            "--set",
+            "spectrum.encoder.dropout=0.0",
+            "--set",
+            &kind_set,
+        ]);
         let full = run(home.path(), &base);
         let t = text(&full);
         assert!(full.status.success() && t.contains("spectrum "), "{t}");
@@ -861,6 +822,83 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
     assert!(!out.status.success() && text(&out).contains("modality.encoder_plugin"), "{}", text(&out));
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));
     assert_eq!(runs.as_array().unwrap().iter().filter(|r| r["status"] == "finished").count(), 4, "{runs}");
+}
+
+/// SIGINT during `astroclip bind` stops after the current step with a checkpoint and leaves
+/// the run `killed`; `bind --resume` finishes it, and the stopped + resumed run logs every
+/// step's loss once, equal to an uninterrupted binding's (a restart from step 0 would log the
+/// first steps twice).
+#[test]
+fn bind_interrupted_by_sigint_resumes_to_the_uninterrupted_result() {
+    let (enc, host) = photometry_plugins();
+    let home = tempfile::tempdir().unwrap();
+    let file = bind_file(home.path(), &enc, "checkpoint_every = 25\n");
+    let long = std::fs::read_to_string(&file).unwrap().replace("steps = 120", "steps = 3000");
+    std::fs::write(&file, long).unwrap();
+    let bind = || {
+        let mut c = bin();
+        c.env("ASTROCLIP_WASM_HOST", &host).arg("--home").arg(home.path());
+        c
+    };
+    let full = bind().arg("bind").arg(&file).output().unwrap();
+    assert!(full.status.success(), "{}", text(&full));
+
+    let mut child = bind()
+        .arg("bind")
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the new run has written its first checkpoint.
+    let runs_dir = home.path().join("runs");
+    let started = std::time::Instant::now();
+    let checkpointed = || {
+        std::fs::read_dir(&runs_dir).into_iter().flatten().flatten().any(|r| {
+            let ck = r.path().join("checkpoints/step-0000025/complete");
+            ck.exists() && !r.path().join("eval.json").exists()
+        })
+    };
+    while !checkpointed() {
+        assert!(started.elapsed().as_secs() < 600, "no checkpoint written");
+        assert!(child.try_wait().unwrap().is_none(), "bind ended before it could be interrupted");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill").args(["-INT", &pid]).status().unwrap().success());
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("bind --resume"), "{t}");
+    let runs = json(&run(home.path(), &["runs", "list", "--json"]));
+    let killed = runs.as_array().unwrap().iter().find(|r| r["status"] == "killed").expect("killed run");
+    let id = killed["id"].as_str().unwrap().to_string();
+    let full_id =
+        runs.as_array().unwrap().iter().find(|r| r["experiment"] == "bind-test" && r["status"] == "finished").unwrap()
+            ["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+
+    let resumed = bind().args(["bind", "--resume", &id]).output().unwrap();
+    assert!(resumed.status.success(), "{}", text(&resumed));
+    let show = json(&run(home.path(), &["runs", "show", &id, "--json"]));
+    assert_eq!(show["status"], "finished");
+    let reg = astroclip_registry::Registry::open(&home.path().join("registry.db")).unwrap();
+    let losses = |r: &str| -> Vec<(i64, f64)> {
+        reg.metric_history(r, "train.loss").unwrap().into_iter().map(|m| (m.step, m.value)).collect()
+    };
+    let (a, b) = (losses(&full_id), losses(&id));
+    assert_eq!(a.len(), 3000);
+    assert_eq!(b, a, "the stopped + resumed binding differs from the uninterrupted one");
+    // The same R² table, too.
+    let rows = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("photometry"))
+            .map(String::from)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(rows(&resumed), rows(&full));
 }
 
 #[test]

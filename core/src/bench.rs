@@ -34,13 +34,14 @@ pub struct LoaderBenchArgs {
     pub device: String,
 }
 
-pub fn loader_bench(args: &LoaderBenchArgs) -> anyhow::Result<()> {
+/// `home` holds the installed plugins a plugin encoder in the configuration comes from.
+pub fn loader_bench(args: &LoaderBenchArgs, home: &std::path::Path) -> anyhow::Result<()> {
     let cfg = config::load(args.experiment.as_deref(), &CliOverrides::parse(&args.set)?)?;
     let src = data::open_path(&args.file)?;
     let n = src.len();
     let batch = cfg.train.batch_size.min(n);
     let (image_tok, spectrum_tok) = components::tokenizers(&cfg, src.wavelength().len())?;
-    let spectrum_shape = spectrum_tok.output_shape();
+    let (image_shape, spectrum_shape) = (image_tok.output_shape(), spectrum_tok.output_shape());
     let tok = Arc::new(TokenizerPair { image: image_tok, spectrum: spectrum_tok });
     let all: Arc<Vec<usize>> = Arc::new((0..n).collect());
     let seed = cfg.train.seed;
@@ -85,7 +86,7 @@ pub fn loader_bench(args: &LoaderBenchArgs) -> anyhow::Result<()> {
     let dev = device::parse(&args.device)?;
     dev.seed(cfg.train.seed);
     let dev = dev.autodiff();
-    let mut model = components::model(&cfg, &spectrum_shape, &dev)?;
+    let mut model = components::model(&cfg, &image_shape, &spectrum_shape, home, &dev)?.model;
     let mut optim = AdamWConfig::new().with_weight_decay(cfg.train.weight_decay as f32).init();
     let lc = LoaderConfig { workers: 2, ..LoaderConfig::default() };
     let steps = args.train_steps + 2;

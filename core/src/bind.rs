@@ -12,7 +12,7 @@
 //! the photometry, trains the encoder, and reports k-NN R² from the new embeddings and
 //! cross-modal retrieval into the existing modalities, recorded as a run in the registry.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -22,7 +22,6 @@ use astroclip_plugin_host::Installed;
 use astroclip_plugin_host::native::NativePlugin;
 use astroclip_registry::{Metric, NewRun, Registry};
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::tensor::{Device, Tensor, TensorData};
 use figment::Figment;
 use figment::providers::{Format, Toml};
@@ -102,6 +101,14 @@ pub struct BindTrain {
     pub bind_to: Vec<String>,
     pub seed: u64,
     pub log_every: usize,
+    /// A checkpoint (encoder + optimizer state) every this many steps, and at the last step
+    /// and on Ctrl-C/SIGTERM; `astroclip bind --resume <run>` continues from the newest.
+    #[serde(default = "default_checkpoint_every")]
+    pub checkpoint_every: usize,
+}
+
+fn default_checkpoint_every() -> usize {
+    500
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -153,9 +160,11 @@ pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
         anyhow::anyhow!("invalid bind experiment:\n{}", lines.join("\n"))
     })?;
     let t = &cfg.train;
-    if t.steps == 0 || t.batch_size < 2 || t.log_every == 0 || t.lr <= 0.0 || cfg.eval.k == 0 {
+    if t.steps == 0 || t.batch_size < 2 || t.log_every == 0 || t.checkpoint_every == 0 || t.lr <= 0.0 || cfg.eval.k == 0
+    {
         bail!(
-            "{}: train.steps, train.log_every, train.lr and eval.k must be > 0 and train.batch_size ≥ 2",
+            "{}: train.steps, train.log_every, train.checkpoint_every, train.lr and eval.k must be > 0 and \
+             train.batch_size ≥ 2",
             path.display()
         );
     }
@@ -374,13 +383,14 @@ fn base_run(
     };
     overrides.extend(cfg.base.overrides.iter().cloned());
     let resolved = config::load(exp_path.as_deref(), &config::CliOverrides::parse(&overrides)?)?;
-    let want = serde_json::to_value(&resolved)?;
     for r in registry.list_runs(Some(&resolved.experiment.name))? {
         if r.status != "finished" {
             continue;
         }
         let d = registry.run(&r.id)?;
-        if d.config == want && d.artifacts.iter().any(|a| a.kind == "embeddings") {
+        if config::from_stored(&d.config).ok().as_ref() == Some(&resolved)
+            && d.artifacts.iter().any(|a| a.kind == "embeddings")
+        {
             tracing::info!(run = %r.id, "reusing the finished base run with the same configuration");
             return Ok(r.id);
         }
@@ -453,15 +463,81 @@ fn standardized(mut e: Embeddings, train: &[usize]) -> Embeddings {
     e
 }
 
-pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &str) -> anyhow::Result<BindReport> {
-    let cfg = load_config(file)?;
+/// The binding objective: InfoNCE (or a plugin's loss) between the new modality's embeddings
+/// and the frozen, stored embeddings of the modalities in `bind_to`, averaged. Batches carry
+/// only indices; the tokens and targets are held here.
+struct Bind<'a> {
+    tokens: &'a [f32],
+    input_len: usize,
+    targets: Vec<&'a Embeddings>,
+    loss: &'a BindLoss,
+}
+
+impl train::Objective for Bind<'_> {
+    type Model = PluginEncoder;
+
+    fn label(&self) -> String {
+        "bind".into()
+    }
+
+    fn loss(
+        &mut self,
+        encoder: &PluginEncoder,
+        b: crate::data::loader::TokenBatch,
+        _step: usize,
+        dev: &Device,
+    ) -> Result<Tensor<1>, train::TrainError> {
+        let component = |e: &dyn std::fmt::Display| train::TrainError::Component(e.to_string());
+        let (f, idx) = (self.input_len, &b.indices);
+        let z =
+            encoder.try_encode(tensor(&gather(self.tokens, f, idx), idx.len(), f, dev)).map_err(|e| component(&e))?;
+        let mut total: Option<Tensor<1>> = None;
+        for target in &self.targets {
+            let y = tensor(&gather(&target.values, target.dim, idx), idx.len(), target.dim, dev);
+            let l = self.loss.loss(z.clone(), y).map_err(|e| component(&e))?;
+            total = Some(match total {
+                None => l,
+                Some(a) => a + l,
+            });
+        }
+        let n = self.targets.len();
+        total.map(|t| t / n as f64).ok_or_else(|| component(&"train.bind_to is empty"))
+    }
+}
+
+/// `astroclip bind <file>`, or `astroclip bind --resume <run>` (`file` = None): continues an
+/// interrupted binding run from its newest checkpoint with its recorded configuration.
+pub fn execute(
+    file: Option<&Path>,
+    resume: Option<&str>,
+    home: &Path,
+    registry: Option<&str>,
+    device_name: &str,
+) -> anyhow::Result<BindReport> {
     let registry = run::open_registry(home, registry)?;
+    let (cfg, file, resumed) = match (file, resume) {
+        (Some(f), None) => (load_config(f)?, f.to_path_buf(), None),
+        (None, Some(id)) => {
+            let d = registry.run(id)?;
+            let id = d.summary.id.clone();
+            if d.summary.status == "finished" {
+                bail!("bind run {id} is finished; nothing to resume");
+            }
+            let mut cfg: BindConfig = serde_json::from_value(d.config.clone())
+                .with_context(|| format!("run {id} is not a binding run (its configuration is not a bind file's)"))?;
+            let base = d.params.iter().find(|(k, _)| k == "base.run_id").map(|(_, v)| v.clone());
+            cfg.base.run = base.with_context(|| format!("run {id} records no base.run_id"))?;
+            (cfg, PathBuf::from("."), Some(d))
+        }
+        _ => bail!("give a bind experiment file, or --resume <run> without one"),
+    };
+    let file = file.as_path();
     let base_id = base_run(&cfg, file, home, device_name, &registry)?;
     let base = registry.run(&base_id)?;
     if base.summary.status != "finished" {
         bail!("base run {base_id} is {}; bind into a finished run", base.summary.status);
     }
-    let base_cfg: config::ExperimentConfig = serde_json::from_value(base.config.clone())
+    let base_cfg = config::from_stored(&base.config)
         .with_context(|| format!("run {base_id} has an unreadable stored configuration"))?;
     let emb_path = home.join("runs").join(&base_id).join("embeddings.safetensors");
     let stored = read_embeddings(&emb_path)?;
@@ -540,7 +616,7 @@ pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &s
     let dev = device::parse(device_name)?;
     dev.seed(cfg.train.seed);
     let dev = dev.autodiff();
-    let mut encoder = match encoder_source {
+    let encoder = match encoder_source {
         EncoderSource::Native(e) => PluginEncoder::init(e, f, dim, &dev)?,
         EncoderSource::Wasm(c) => PluginEncoder::init_wasm(c, &cfg.modality.name, f, dim, &dev)?,
     };
@@ -569,85 +645,88 @@ pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &s
         loss_fn.info(),
         components::knn_probe(cfg.eval.k).info(),
     ];
-    let config_json = serde_json::to_value(&cfg)?;
-    let run_id = registry.create_run(&NewRun {
-        experiment: cfg.experiment.name.clone(),
-        name: format!("{}-into-{}", cfg.experiment.name, &base_id[..8.min(base_id.len())]),
-        config_json: config_json.to_string(),
-        git_commit: None,
-        data_hash: Some(hash.clone()),
-        components_json: serde_json::to_string(&component_infos)?,
-    })?;
-    let mut params = Vec::new();
-    run::flatten("", &config_json, &mut params);
-    params.push(("base.run_id".into(), base_id.clone()));
-    params.push(("run.device".into(), device_name.to_string()));
-    params.push((
-        "plugins.tokenizer".into(),
-        format!("{} {} sha256 {}", tokenizer.id(), tokenizer.version(), tok_dir.manifest.entry.sha256),
-    ));
-    params.push(("plugins.encoder".into(), format!("{enc_id} {enc_version} sha256 {}", enc_dir.manifest.entry.sha256)));
-    params.push(("modality.input_len".into(), f.to_string()));
-    registry.log_params(&run_id, &params)?;
+    let plugin_params = vec![
+        (
+            "plugins.tokenizer".to_string(),
+            format!("{} {} sha256 {}", tokenizer.id(), tokenizer.version(), tok_dir.manifest.entry.sha256),
+        ),
+        ("plugins.encoder".to_string(), format!("{enc_id} {enc_version} sha256 {}", enc_dir.manifest.entry.sha256)),
+    ];
+    let run_id = match &resumed {
+        Some(d) => {
+            let id = d.summary.id.clone();
+            for (key, now) in &plugin_params {
+                if let Some((_, then)) = d.params.iter().find(|(k, _)| k == key)
+                    && then != now
+                {
+                    bail!("run {id} was trained with {key} = {then}, but it is now {now}; resume refused");
+                }
+            }
+            registry.set_status(&id, "running", None)?;
+            id
+        }
+        None => {
+            let config_json = serde_json::to_value(&cfg)?;
+            let id = registry.create_run(&NewRun {
+                experiment: cfg.experiment.name.clone(),
+                name: format!("{}-into-{}", cfg.experiment.name, &base_id[..8.min(base_id.len())]),
+                config_json: config_json.to_string(),
+                git_commit: None,
+                data_hash: Some(hash.clone()),
+                components_json: serde_json::to_string(&component_infos)?,
+            })?;
+            let mut params = Vec::new();
+            run::flatten("", &config_json, &mut params);
+            params.push(("base.run_id".into(), base_id.clone()));
+            params.push(("run.device".into(), device_name.to_string()));
+            params.extend(plugin_params);
+            params.push(("modality.input_len".into(), f.to_string()));
+            registry.log_params(&id, &params)?;
+            id
+        }
+    };
 
-    let result = (|| -> anyhow::Result<BindReport> {
+    let run_dir = home.join("runs").join(&run_id);
+    let result = (|| -> anyhow::Result<Option<BindReport>> {
         let t = &cfg.train;
-        if t.batch_size > train_idx.len() {
-            bail!("train.batch_size {} exceeds the {} training objects", t.batch_size, train_idx.len());
-        }
-        let mut optim = AdamWConfig::new().with_weight_decay(t.weight_decay as f32).init();
-        let lr_cfg = config::TrainConfig {
-            lr: t.lr,
-            warmup_steps: t.warmup_steps,
+        let train_cfg = config::TrainConfig {
             steps: t.steps,
-            ..config::ExperimentConfig::preset("quickstart").expect("preset").train
+            batch_size: t.batch_size,
+            lr: t.lr,
+            weight_decay: t.weight_decay,
+            warmup_steps: t.warmup_steps,
+            // The quickstart's cosine floor; no gradient clipping.
+            min_lr_fraction: config::ExperimentConfig::preset("quickstart").expect("preset").train.min_lr_fraction,
+            grad_clip: 0.0,
+            checkpoint_every: t.checkpoint_every,
+            log_every: t.log_every,
+            seed: t.seed,
         };
-        let bar = indicatif::ProgressBar::new(t.steps as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "bind {bar:30} {pos}/{len} [{elapsed_precise}<{eta_precise}] {msg}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
+        let checkpoints = train::Checkpoints { dir: run_dir.join("checkpoints") };
+        let start_step = checkpoints.latest().map(|(s, _)| s).unwrap_or(0);
+        let setup = train::TrainSetup {
+            cfg: &train_cfg,
+            device: &dev,
+            data: &train::IndexBatches,
+            train_idx: &train_idx,
+            registry: &registry,
+            run_id: &run_id,
+            checkpoints: &checkpoints,
+            artifact_root: home,
+            stop_after: None,
+        };
+        let targets = t.bind_to.iter().map(|m| if m == "image" { &stored.image } else { &stored.spectrum }).collect();
+        let mut objective = Bind { tokens: &tokens, input_len: f, targets, loss: &loss_fn };
         let started = Instant::now();
-        let mut buffer = Vec::new();
-        let (mut first, mut last) = (f64::NAN, f64::NAN);
-        for step in 0..t.steps {
-            let idx = train::batch_indices(&train_idx, t.batch_size, t.seed, step);
-            let x = tensor(&gather(&tokens, f, &idx), idx.len(), f, &dev);
-            let z = encoder.try_encode(x)?;
-            let mut loss: Option<Tensor<1>> = None;
-            for m in &t.bind_to {
-                let target = if m == "image" { &stored.image } else { &stored.spectrum };
-                let y = tensor(&gather(&target.values, dim, &idx), idx.len(), dim, &dev);
-                let l = loss_fn.loss(z.clone(), y)?;
-                loss = Some(match loss {
-                    None => l,
-                    Some(a) => a + l,
-                });
-            }
-            let loss = loss.expect("bind_to is not empty") / t.bind_to.len() as f64;
-            let value: f32 = loss.clone().into_scalar();
-            if !value.is_finite() {
-                bail!("the binding loss became {value} at step {step}; lower train.lr");
-            }
-            if step == 0 {
-                first = value as f64;
-            }
-            last = value as f64;
-            let grads = GradientsParams::from_grads(loss.backward(), &encoder);
-            let lr = train::learning_rate(&lr_cfg, step);
-            encoder = optim.step(lr, encoder, grads);
-            buffer.push(Metric::new("train.loss", step as i64, value as f64));
-            if (step + 1) % t.log_every == 0 || step + 1 == t.steps {
-                registry.log_metrics(&run_id, &buffer)?;
-                buffer.clear();
-                bar.set_message(format!("loss {value:.4}"));
-            }
-            bar.inc(1);
-        }
-        bar.finish_and_clear();
+        let fitted = train::fit(setup, &mut objective, encoder, start_step)?;
         let train_secs = started.elapsed().as_secs_f64();
+        if fitted.stopped_at.is_some() {
+            return Ok(None);
+        }
+        let encoder = fitted.model;
+        let history = registry.metric_history(&run_id, "train.loss")?;
+        let first = history.first().map_or(f64::NAN, |m| m.value);
+        let last = history.last().map_or(f64::NAN, |m| m.value);
 
         // Embed every object with the trained encoder (no autodiff).
         let valid = encoder.valid();
@@ -725,7 +804,6 @@ pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &s
         metrics.push(Metric::new("data.tokenize_per_sec", 0, tokenize_per_sec));
         registry.log_metrics(&run_id, &metrics)?;
 
-        let run_dir = home.join("runs").join(&run_id);
         std::fs::create_dir_all(&run_dir)?;
         let ckpt = run_dir.join("encoder.bpk");
         encoder.clone().save_file(&ckpt).map_err(|e| anyhow::anyhow!("saving {}: {e}", ckpt.display()))?;
@@ -755,12 +833,17 @@ pub fn execute(file: &Path, home: &Path, registry: Option<&str>, device_name: &s
         let eval_path = run_dir.join("eval.json");
         std::fs::write(&eval_path, serde_json::to_string_pretty(&report)?)?;
         train::record_artifact(&registry, &run_id, home, &eval_path, "evaluation")?;
-        Ok(report)
+        Ok(Some(report))
     })();
     match result {
-        Ok(r) => {
+        Ok(Some(r)) => {
             registry.set_status(&run_id, "finished", None)?;
             Ok(r)
+        }
+        Ok(None) => {
+            let hint = format!("stopped before the last step; continue with `astroclip bind --resume {run_id}`");
+            registry.set_status(&run_id, "killed", Some(&hint))?;
+            bail!("bind run {run_id} {hint}")
         }
         Err(e) => {
             registry.set_status(&run_id, "failed", Some(&format!("{e:#}")))?;

@@ -1,22 +1,21 @@
-//! Resolution of component names in the configuration to first-party components.
-//!
-//! This is the one place that names concrete component types; everything downstream uses the
-//! `astroclip-plugin-api` traits. Unknown names are configuration errors that list what is
-//! available.
+//! Assembly of a run's model from the components its configuration names: tokenizers, the
+//! image and spectrum encoders (built-in or plugin, [`crate::encoders`]), the loss and the
+//! probes. Unknown names are configuration errors that list what is available.
 
-use astroclip_builtin::infonce::{InfoNce, InfoNceConfig};
+use std::path::Path;
+
+use astroclip_builtin::infonce::InfoNceConfig;
 use astroclip_builtin::knn::KnnRegressor;
-use astroclip_builtin::resnet::{ResNetEncoder, ResNetEncoderConfig};
-use astroclip_builtin::specformer::{SpecFormer, SpecFormerConfig};
 use astroclip_builtin::spectrum_tokens::SpecformerTokens;
 use astroclip_builtin::to_rgb::LegacySurveyRgb;
-use astroclip_plugin_api::{ComponentInfo, ContrastiveLoss, ModalityEncoder, Probe, Tokenizer};
+use astroclip_plugin_api::{ComponentInfo, ContrastiveLoss, EncoderInput, ModalityEncoder, Probe, Tokenizer};
 use burn::tensor::Device;
 
 use crate::config::{ConfigError, ExperimentConfig};
+use crate::encoders::{self, Encoder, Loss, PluginProvenance};
 use crate::model::AstroClip;
 
-pub type Model = AstroClip<ResNetEncoder, SpecFormer, InfoNce>;
+pub type Model = AstroClip<Encoder, Encoder, Loss>;
 
 fn check(key: &str, got: &str, available: &[&str]) -> Result<(), ConfigError> {
     if available.contains(&got) {
@@ -47,30 +46,47 @@ pub fn tokenizers(cfg: &ExperimentConfig, n_bins: usize) -> Result<Tokenizers, C
     Ok((Box::new(image), Box::new(spectrum)))
 }
 
-/// Builds the model for `cfg`, given the spectrum tokenizer's output shape.
-pub fn model(cfg: &ExperimentConfig, spectrum_shape: &[usize], device: &Device) -> Result<Model, ConfigError> {
-    check("image.encoder", &cfg.image.encoder, &["resnet"])?;
-    check("spectrum.encoder", &cfg.spectrum.encoder, &["specformer"])?;
-    check("loss.kind", &cfg.loss.kind, &["infonce"])?;
-    let image = ResNetEncoderConfig::new(cfg.image.crop / cfg.image.downsample, cfg.model.embed_dim)
-        .with_channels(cfg.image.channels.clone())
-        .with_blocks_per_stage(cfg.image.blocks_per_stage)
-        .with_stem_stride(cfg.image.stem_stride)
-        .with_head_heads(cfg.model.head_heads)
-        .with_dropout(cfg.model.dropout)
-        .init(device);
-    let spectrum = SpecFormerConfig::new(spectrum_shape[0], spectrum_shape[1], cfg.model.embed_dim)
-        .with_d_model(cfg.spectrum.d_model)
-        .with_n_layers(cfg.spectrum.n_layers)
-        .with_n_heads(cfg.spectrum.n_heads)
-        .with_head_heads(cfg.model.head_heads)
-        .with_dropout(cfg.model.dropout)
-        .init(device);
-    let loss = InfoNceConfig::new()
-        .with_logit_scale(cfg.loss.logit_scale)
-        .with_learnable(cfg.loss.learnable_scale)
-        .init(device);
-    Ok(AstroClip { image, spectrum, loss })
+/// A built model and the plugins it uses: `(config key, provenance)`.
+pub struct Built {
+    pub model: Model,
+    pub plugins: Vec<(String, PluginProvenance)>,
+}
+
+impl Built {
+    /// `plugins.<key> = "<id> <version> sha256 <hex>"` params of the run.
+    pub fn params(&self) -> Vec<(String, String)> {
+        self.plugins
+            .iter()
+            .map(|(k, p)| (format!("plugins.{k}"), format!("{} {} sha256 {}", p.id, p.version, p.sha256)))
+            .collect()
+    }
+}
+
+/// Builds the model for `cfg` given the tokenizers' output shapes; plugin components are
+/// looked up among the plugins installed under `home`. Parameters are initialised in the
+/// order image encoder, spectrum encoder, loss (the device's seed makes it reproducible).
+pub fn model(
+    cfg: &ExperimentConfig,
+    image_shape: &[usize],
+    spectrum_shape: &[usize],
+    home: &Path,
+    device: &Device,
+) -> Result<Built, ConfigError> {
+    let err = |e: encoders::ChoiceError| ConfigError::Invalid { key: e.key, message: e.message };
+    let dim = cfg.model.embed_dim;
+    let mut plugins = Vec::new();
+    let mut encoder = |key: &str, choice, shape: &[usize]| -> Result<Encoder, ConfigError> {
+        let input = EncoderInput { shape: shape.to_vec(), embed_dim: dim };
+        let (e, p) = encoders::build_encoder(key, choice, &input, home, device).map_err(err)?;
+        plugins.extend(p.map(|p| (key.to_string(), p)));
+        Ok(e)
+    };
+    let image = encoder("image.encoder", &cfg.image.encoder, image_shape)?;
+    let spectrum = encoder("spectrum.encoder", &cfg.spectrum.encoder, spectrum_shape)?;
+    let infonce = InfoNceConfig::new().with_logit_scale(cfg.loss.logit_scale).with_learnable(cfg.loss.learnable_scale);
+    let (loss, p) = encoders::build_loss("loss.kind", &cfg.loss.kind, &infonce, dim, home, device).map_err(err)?;
+    plugins.extend(p.map(|p| ("loss".to_string(), p)));
+    Ok(Built { model: AstroClip { image, spectrum, loss }, plugins })
 }
 
 /// The zero-shot probe of the evaluation (AstroCLIP: k-NN, k = 64, distance-weighted,

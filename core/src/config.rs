@@ -11,6 +11,10 @@ use figment::value::{Dict, Map};
 use figment::{Figment, Metadata, Profile, Provider};
 use serde::{Deserialize, Serialize};
 
+use astroclip_builtin::resnet::{ResNetEncoder, ResNetSettings};
+use astroclip_builtin::specformer::{SpecFormer, SpecFormerSettings};
+
+use crate::encoders::{self, EncoderChoice};
 use crate::survey::SynthConfig;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -112,34 +116,31 @@ pub struct DataConfig {
 #[serde(deny_unknown_fields)]
 pub struct ImageConfig {
     pub tokenizer: String,
-    pub encoder: String,
     /// Centre crop in pixels (AstroCLIP: 144 of 152).
     pub crop: usize,
     /// Block-average factor after the crop (1 = none).
     pub downsample: usize,
-    pub channels: Vec<usize>,
-    pub blocks_per_stage: usize,
-    pub stem_stride: usize,
+    /// `[image.encoder]`: `name` (built-in `resnet`, or `<plugin-id>/<encoder>`) and that
+    /// encoder's own settings (`crate::encoders`).
+    pub encoder: EncoderChoice,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpectrumConfig {
     pub tokenizer: String,
-    pub encoder: String,
     /// Mean of this many adjacent bins before tokenisation (1 = the native grid).
     pub rebin: usize,
-    pub d_model: usize,
-    pub n_layers: usize,
-    pub n_heads: usize,
+    /// `[spectrum.encoder]`: `name` (built-in `specformer`, or `<plugin-id>/<encoder>`) and
+    /// that encoder's own settings.
+    pub encoder: EncoderChoice,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
+    /// Width of the shared embedding every encoder maps into.
     pub embed_dim: usize,
-    pub head_heads: usize,
-    pub dropout: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -204,22 +205,28 @@ impl ExperimentConfig {
             },
             image: ImageConfig {
                 tokenizer: "legacy-survey-rgb".into(),
-                encoder: "resnet".into(),
                 crop: 48,
                 downsample: 2,
-                channels: vec![16, 32, 64],
-                blocks_per_stage: 1,
-                stem_stride: 1,
+                encoder: EncoderChoice::builtin::<ResNetEncoder>(&ResNetSettings {
+                    channels: vec![16, 32, 64],
+                    blocks_per_stage: 1,
+                    stem_stride: 1,
+                    head_heads: 4,
+                    dropout: 0.1,
+                }),
             },
             spectrum: SpectrumConfig {
                 tokenizer: "specformer-tokens".into(),
-                encoder: "specformer".into(),
                 rebin: 8,
-                d_model: 64,
-                n_layers: 2,
-                n_heads: 4,
+                encoder: EncoderChoice::builtin::<SpecFormer>(&SpecFormerSettings {
+                    d_model: 64,
+                    n_layers: 2,
+                    n_heads: 4,
+                    head_heads: 4,
+                    dropout: 0.1,
+                }),
             },
-            model: ModelConfig { embed_dim: 128, head_heads: 4, dropout: 0.1 },
+            model: ModelConfig { embed_dim: 128 },
             loss: LossConfig { kind: "infonce".into(), logit_scale: 15.5, learnable_scale: false },
             train: TrainConfig {
                 steps: 900,
@@ -256,13 +263,27 @@ impl ExperimentConfig {
                 image: ImageConfig {
                     crop: 144,
                     downsample: 1,
-                    channels: vec![64, 128, 256, 512],
-                    blocks_per_stage: 2,
-                    stem_stride: 2,
+                    encoder: EncoderChoice::builtin::<ResNetEncoder>(&ResNetSettings {
+                        channels: vec![64, 128, 256, 512],
+                        blocks_per_stage: 2,
+                        stem_stride: 2,
+                        head_heads: 16,
+                        dropout: 0.1,
+                    }),
                     ..quick.image
                 },
-                spectrum: SpectrumConfig { rebin: 1, d_model: 768, n_layers: 6, n_heads: 6, ..quick.spectrum },
-                model: ModelConfig { embed_dim: 1024, head_heads: 16, dropout: 0.1 },
+                spectrum: SpectrumConfig {
+                    rebin: 1,
+                    encoder: EncoderChoice::builtin::<SpecFormer>(&SpecFormerSettings {
+                        d_model: 768,
+                        n_layers: 6,
+                        n_heads: 6,
+                        head_heads: 16,
+                        dropout: 0.1,
+                    }),
+                    ..quick.spectrum
+                },
+                model: ModelConfig { embed_dim: 1024 },
                 loss: quick.loss,
                 train: TrainConfig {
                     steps: 100_000,
@@ -285,6 +306,16 @@ impl ExperimentConfig {
             }),
             _ => None,
         }
+    }
+
+    /// Checks each encoder choice against its encoder's settings type and fills in every
+    /// default, so the configuration says exactly what will be built.
+    pub fn resolve_encoders(&mut self) -> Result<(), ConfigError> {
+        let dim = self.model.embed_dim;
+        let err = |e: encoders::ChoiceError| ConfigError::Invalid { key: e.key, message: e.message };
+        encoders::resolve_choice("image.encoder", "image", &mut self.image.encoder, dim).map_err(err)?;
+        encoders::resolve_choice("spectrum.encoder", "spectrum", &mut self.spectrum.encoder, dim).map_err(err)?;
+        Ok(())
     }
 
     /// Checks that values are usable together; returns the first problem, naming the key.
@@ -317,14 +348,8 @@ impl ExperimentConfig {
         if self.image.downsample == 0 || !self.image.crop.is_multiple_of(self.image.downsample) {
             return bad("image.downsample", format!("must divide image.crop = {}", self.image.crop));
         }
-        if self.image.channels.is_empty() {
-            return bad("image.channels", "needs at least one stage".into());
-        }
-        if !self.model.embed_dim.is_multiple_of(self.model.head_heads) {
-            return bad("model.head_heads", format!("must divide model.embed_dim = {}", self.model.embed_dim));
-        }
-        if !self.spectrum.d_model.is_multiple_of(self.spectrum.n_heads) {
-            return bad("spectrum.n_heads", format!("must divide spectrum.d_model = {}", self.spectrum.d_model));
+        if self.model.embed_dim == 0 {
+            return bad("model.embed_dim", "must be at least 1".into());
         }
         if self.loss.logit_scale <= 0.0 {
             return bad("loss.logit_scale", "must be positive".into());
@@ -349,6 +374,37 @@ impl ExperimentConfig {
                 "freezes pre-trained backbones: set objective.init_image (a moco-v2 run) and objective.init_spectrum \
                  (a specformer-masked run)"
                     .into(),
+            );
+        }
+        if o.freeze_backbones {
+            for (key, choice) in [("image.encoder", &self.image.encoder), ("spectrum.encoder", &self.spectrum.encoder)]
+            {
+                if choice.plugin().is_some() {
+                    return bad(
+                        "objective.freeze_backbones",
+                        format!(
+                            "{key} = {:?} is a plugin encoder, which has no backbone/head split to freeze",
+                            choice.name
+                        ),
+                    );
+                }
+            }
+        }
+        if (o.kind == "specformer-masked" || !o.init_spectrum.is_empty()) && self.spectrum.encoder.name != "specformer"
+        {
+            return bad(
+                "spectrum.encoder.name",
+                format!(
+                    "SpecFormer masked modelling (objective.kind = \"specformer-masked\", objective.init_spectrum) \
+                     needs the specformer encoder, not {:?}",
+                    self.spectrum.encoder.name
+                ),
+            );
+        }
+        if self.loss.kind != "infonce" && self.loss.learnable_scale {
+            return bad(
+                "loss.learnable_scale",
+                format!("is a setting of the built-in infonce, not of {:?}", self.loss.kind),
             );
         }
         if self.objective.kind == "moco-v2" {
@@ -472,9 +528,88 @@ pub fn load(file: Option<&Path>, overrides: &CliOverrides) -> Result<ExperimentC
     }
     let preset: String =
         layered(file, overrides).extract_inner::<String>("experiment.preset").unwrap_or_else(|_| "quickstart".into());
-    let defaults = ExperimentConfig::preset(&preset).ok_or(ConfigError::UnknownPreset(preset))?;
-    let cfg: ExperimentConfig =
+    check_moved_keys(&layered(file, overrides))?;
+    let mut defaults = ExperimentConfig::preset(&preset).ok_or(ConfigError::UnknownPreset(preset))?;
+    // A preset's encoder settings are for the preset's encoder: choosing another encoder
+    // starts from that encoder's own defaults.
+    for (key, choice) in
+        [("image.encoder.name", &mut defaults.image.encoder), ("spectrum.encoder.name", &mut defaults.spectrum.encoder)]
+    {
+        if let Ok(name) = layered(file, overrides).extract_inner::<String>(key)
+            && name != choice.name
+        {
+            *choice = EncoderChoice { name, settings: Default::default() };
+        }
+    }
+    let mut cfg: ExperimentConfig =
         Figment::from(Serialized::defaults(defaults)).merge(layered(file, overrides)).extract().map_err(describe)?;
     cfg.validate()?;
+    cfg.resolve_encoders()?;
     Ok(cfg)
+}
+
+/// Keys that moved into the encoder tables: an error that says where they went.
+fn check_moved_keys(layers: &Figment) -> Result<(), ConfigError> {
+    for section in ["image", "spectrum"] {
+        if let Ok(name) = layers.extract_inner::<String>(&format!("{section}.encoder")) {
+            return Err(ConfigError::Invalid {
+                key: format!("{section}.encoder"),
+                message: format!(
+                    "the encoder is now a table: write [{section}.encoder] with name = {name:?} and that encoder's \
+                     settings (see `astroclip config show`)"
+                ),
+            });
+        }
+    }
+    for (old, new) in [
+        ("image.channels", "image.encoder.channels"),
+        ("image.blocks_per_stage", "image.encoder.blocks_per_stage"),
+        ("image.stem_stride", "image.encoder.stem_stride"),
+        ("spectrum.d_model", "spectrum.encoder.d_model"),
+        ("spectrum.n_layers", "spectrum.encoder.n_layers"),
+        ("spectrum.n_heads", "spectrum.encoder.n_heads"),
+        ("model.head_heads", "image.encoder.head_heads and spectrum.encoder.head_heads"),
+        ("model.dropout", "image.encoder.dropout and spectrum.encoder.dropout"),
+    ] {
+        if layers.find_value(old).is_ok() {
+            return Err(ConfigError::Invalid {
+                key: old.into(),
+                message: format!("this setting belongs to the encoder now: set {new}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A run's stored configuration (JSON), upgraded from earlier layouts: before encoders were
+/// chosen by table, `image.encoder`/`spectrum.encoder` were names and the ResNet, SpecFormer
+/// and head settings sat in `[image]`, `[spectrum]` and `[model]`.
+pub fn from_stored(stored: &serde_json::Value) -> Result<ExperimentConfig, serde_json::Error> {
+    let mut v = stored.clone();
+    let model = v.get("model").cloned().unwrap_or_default();
+    for (section, keys) in [
+        ("image", &["channels", "blocks_per_stage", "stem_stride"][..]),
+        ("spectrum", &["d_model", "n_layers", "n_heads"][..]),
+    ] {
+        let Some(sec) = v.get_mut(section).and_then(|s| s.as_object_mut()) else { continue };
+        let Some(serde_json::Value::String(name)) = sec.get("encoder").cloned() else { continue };
+        let mut table = serde_json::Map::new();
+        table.insert("name".into(), name.into());
+        for k in keys {
+            if let Some(x) = sec.remove(*k) {
+                table.insert(k.to_string(), x);
+            }
+        }
+        for k in ["head_heads", "dropout"] {
+            if let Some(x) = model.get(k) {
+                table.insert(k.to_string(), x.clone());
+            }
+        }
+        sec.insert("encoder".into(), serde_json::Value::Object(table));
+    }
+    if let Some(m) = v.get_mut("model").and_then(|m| m.as_object_mut()) {
+        m.remove("head_heads");
+        m.remove("dropout");
+    }
+    serde_json::from_value(v)
 }

@@ -391,13 +391,17 @@ impl ArrayTokenizerUnderTest for WasmTok {
 pub fn test_builtins(report: &mut Report) -> anyhow::Result<()> {
     let cfg = crate::config::ExperimentConfig::preset("quickstart").expect("quickstart preset");
     let (image, spectrum) = crate::components::tokenizers(&cfg, crate::survey::DESI_NBINS)?;
-    let (il, sl) = (image.output_shape().iter().product::<usize>(), spectrum.output_shape());
+    let (ishape, sl) = (image.output_shape(), spectrum.output_shape());
+    let il = ishape.iter().product::<usize>();
     check_tokenizer(&mut BuiltinTokenizer(image), 2000, report);
     check_tokenizer(&mut BuiltinTokenizer(spectrum), 2000, report);
     let device = Device::flex().autodiff();
     let mut cfg_eval = cfg.clone();
-    cfg_eval.model.dropout = 0.0;
-    let model = crate::components::model(&cfg_eval, &sl, &device)?;
+    for choice in [&mut cfg_eval.image.encoder, &mut cfg_eval.spectrum.encoder] {
+        choice.settings.insert("dropout".into(), 0.0.into());
+    }
+    // The built-in components only: no plugin home.
+    let model = crate::components::model(&cfg_eval, &ishape, &sl, std::path::Path::new(""), &device)?.model;
     let e = cfg.model.embed_dim;
     check_encoder(&model.image.info().id, &model.image, |m, x| Ok(m.encode(x)), il, e, &device, report);
     check_encoder(

@@ -12,6 +12,7 @@ pub mod data;
 pub mod dataset;
 pub mod device;
 pub mod diff;
+pub mod encoders;
 pub mod eval;
 pub mod interrupt;
 pub mod model;

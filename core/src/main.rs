@@ -41,8 +41,12 @@ enum Command {
     /// Bind a new modality (tokenizer + encoder from plugins) into a trained, frozen
     /// image–spectrum embedding; see experiments/bind-photometry.toml.
     Bind {
-        /// Bind experiment TOML.
-        experiment: PathBuf,
+        /// Bind experiment TOML (omit with --resume).
+        #[arg(required_unless_present = "resume")]
+        experiment: Option<PathBuf>,
+        /// Continue an interrupted binding run from its newest checkpoint.
+        #[arg(long, conflicts_with = "experiment")]
+        resume: Option<String>,
         /// Compute device: flex, tch or tch-cuda:N.
         #[arg(long, default_value = "flex")]
         device: String,
@@ -410,8 +414,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 ),
             }
         }
-        Command::Bind { experiment, device } => {
-            let report = astroclip_core::bind::execute(&experiment, &cli.home, cli.registry.as_deref(), &device)?;
+        Command::Bind { experiment, resume, device } => {
+            let report = astroclip_core::bind::execute(
+                experiment.as_deref(),
+                resume.as_deref(),
+                &cli.home,
+                cli.registry.as_deref(),
+                &device,
+            )?;
             print!("{}", report.table());
             println!("recorded as run {}", report.run_id);
         }
@@ -761,7 +771,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             println!("sha256 {}", s.sha256);
         }
         Command::Data { command: DataCommand::Bench(args) } => {
-            astroclip_core::bench::loader_bench(&args)?;
+            astroclip_core::bench::loader_bench(&args, &cli.home)?;
         }
         Command::Plugins { command } => {
             let installed = astroclip_plugin_host::Installed::new(&cli.home);

@@ -168,12 +168,13 @@ fn preset_config(args: &PerfArgs, preset: &str) -> anyhow::Result<ExperimentConf
 
 /// The training step and embedding throughput of one preset on one backend.
 fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::Result<StepRow> {
-    let (_, spectrum_tok) = components::tokenizers(cfg, crate::survey::DESI_NBINS)?;
+    let (image_tok, spectrum_tok) = components::tokenizers(cfg, crate::survey::DESI_NBINS)?;
     let shape = spectrum_tok.output_shape();
     let dev = device::parse(backend)?;
     dev.seed(0);
     let ad = dev.clone().autodiff();
-    let mut model = components::model(cfg, &shape, &ad)?;
+    // The built-in encoders only (the PyTorch twin is of them): no plugin home.
+    let mut model = components::model(cfg, &image_tok.output_shape(), &shape, Path::new(""), &ad)?.model;
     let params = model.image.num_params() + model.spectrum.num_params();
     let (b, px) = (cfg.train.batch_size, cfg.image.crop / cfg.image.downsample);
     let images = Tensor::<2>::random([b, 3 * px * px], Distribution::Normal(0.0, 1.0), &ad);
@@ -218,12 +219,18 @@ fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::
 fn time_torch(cfg: &ExperimentConfig, py: &Path, threads: usize, args: &PerfArgs) -> Result<StepRow, String> {
     let (_, spectrum_tok) = components::tokenizers(cfg, crate::survey::DESI_NBINS).map_err(|e| e.to_string())?;
     let shape = spectrum_tok.output_shape();
+    let (Some(img), Some(sp)) = (
+        cfg.image.encoder.settings_of::<astroclip_builtin::resnet::ResNetEncoder>(),
+        cfg.spectrum.encoder.settings_of::<astroclip_builtin::specformer::SpecFormer>(),
+    ) else {
+        return Err("the PyTorch reference is the resnet + specformer model; set those encoders".into());
+    };
     let spec = serde_json::json!({
         "threads": threads,
-        "channels": cfg.image.channels, "blocks_per_stage": cfg.image.blocks_per_stage,
-        "stem_stride": cfg.image.stem_stride, "image_size": cfg.image.crop / cfg.image.downsample,
-        "embed_dim": cfg.model.embed_dim, "head_heads": cfg.model.head_heads, "dropout": cfg.model.dropout,
-        "d_model": cfg.spectrum.d_model, "n_layers": cfg.spectrum.n_layers, "n_heads": cfg.spectrum.n_heads,
+        "channels": img.channels, "blocks_per_stage": img.blocks_per_stage,
+        "stem_stride": img.stem_stride, "image_size": cfg.image.crop / cfg.image.downsample,
+        "embed_dim": cfg.model.embed_dim, "head_heads": img.head_heads, "dropout": img.dropout,
+        "d_model": sp.d_model, "n_layers": sp.n_layers, "n_heads": sp.n_heads,
         "n_tokens": shape[0], "token_dim": shape[1],
         "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay, "grad_clip": cfg.train.grad_clip,
         "batch": cfg.train.batch_size, "logit_scale": cfg.loss.logit_scale,

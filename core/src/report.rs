@@ -258,7 +258,7 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
                 return Ok(finish(h));
             }
         };
-        let cfg: crate::config::ExperimentConfig = serde_json::from_value(d.config.clone())
+        let cfg = crate::config::from_stored(&d.config)
             .with_context(|| format!("run {} has an unreadable stored configuration", d.summary.id))?;
         let (source, _) = crate::run::load_source(&cfg)?;
         let z = source.truth_column("redshift").map(<[f32]>::to_vec);

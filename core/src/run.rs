@@ -13,6 +13,7 @@ use serde_json::Value;
 use crate::config::{self, CliOverrides, ExperimentConfig};
 use crate::eval::{self, EvalInput, EvalReport};
 use crate::supervised::Modality;
+use astroclip_plugin_api::ModalityEncoder;
 use std::sync::Arc;
 
 use crate::data::loader::TokenizerPair;
@@ -107,7 +108,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                 bail!("--resume continues a run with its recorded configuration; drop the experiment file and --set");
             }
             let detail = registry.run(id)?;
-            let cfg: ExperimentConfig = serde_json::from_value(detail.config.clone())
+            let cfg = config::from_stored(&detail.config)
                 .with_context(|| format!("run {} has an unreadable stored configuration", detail.summary.id))?;
             (cfg, Some(detail.summary.id))
         }
@@ -130,7 +131,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     }
     let data_hash = source.content_hash()?;
     let (image_tok, spectrum_tok) = components::tokenizers(&cfg, source.wavelength().len())?;
-    let spectrum_shape = spectrum_tok.output_shape();
+    let (image_shape, spectrum_shape) = (image_tok.output_shape(), spectrum_tok.output_shape());
     let tokenizers = TokenizerPair { image: image_tok, spectrum: spectrum_tok };
     let data = if crate::dataset::holds_in_memory(
         &cfg.data.loader,
@@ -168,9 +169,13 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             test_idx.len()
         );
     }
-    let model = components::model(&cfg, &spectrum_shape, &device)?;
-    let component_infos =
-        components::describe(&model, data.tokenizers.image.as_ref(), data.tokenizers.spectrum.as_ref(), cfg.eval.k);
+    let built = components::model(&cfg, &image_shape, &spectrum_shape, &opts.home, &device)?;
+    let component_infos = components::describe(
+        &built.model,
+        data.tokenizers.image.as_ref(),
+        data.tokenizers.spectrum.as_ref(),
+        cfg.eval.k,
+    );
 
     let run_id = match resume_id {
         Some(id) => {
@@ -180,6 +185,17 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                     "run {id} was trained on data {:?}, but the data now hashes to {data_hash}; resume refused",
                     detail.summary.data_hash
                 );
+            }
+            // A plugin component must be the very build the run was trained with.
+            for (key, now) in built.params() {
+                if let Some((_, then)) = detail.params.iter().find(|(k, _)| *k == key)
+                    && *then != now
+                {
+                    bail!(
+                        "run {id} was trained with {key} = {then}, but the installed plugin is {now}; install the \
+                         plugin the run used (`astroclip plugins add --replace`) to resume"
+                    );
+                }
             }
             registry.set_status(&id, "running", None)?;
             id
@@ -200,6 +216,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
             params.push(("data.format".into(), source.format().into()));
             params.push(("data.objects".into(), source.len().to_string()));
             params.push(("data.source".into(), source.describe()));
+            params.extend(built.params());
             registry.log_params(&id, &params)?;
             id
         }
@@ -220,7 +237,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                 synth_rate,
                 stop_after: opts.stop_after,
             },
-            model,
+            built.model,
         )
     }))
     .unwrap_or_else(|panic| {
@@ -298,11 +315,16 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
             return supervised_and_evaluate(t, setup, model.spectrum, Modality::Spectrum, start_step, &run_dir);
         }
         "supervised-photometry" => return photometry_baseline(t, &run_dir),
-        "specformer-masked" => return masked_and_evaluate(t, setup, model.spectrum, start_step, &run_dir),
+        "specformer-masked" => {
+            let backbone = model.spectrum.into_specformer().map_err(|info| {
+                anyhow::anyhow!("objective.kind = \"specformer-masked\" trains a specformer, not {}", info.id)
+            })?;
+            return masked_and_evaluate(t, setup, backbone, start_step, &run_dir);
+        }
         _ => {}
     }
     let model = two_stage_init(t, model, start_step)?;
-    let report = train::train(setup, model, start_step)?;
+    let report = train::fit(setup, &mut train::Clip::new(t.data), model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
@@ -324,16 +346,18 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
 fn moco_and_evaluate(
     t: &TrainEval<'_>,
     setup: TrainSetup<'_>,
-    encoder: astroclip_builtin::resnet::ResNetEncoder,
+    encoder: crate::encoders::Encoder,
     start_step: usize,
     run_dir: &Path,
 ) -> anyhow::Result<(Option<EvalReport>, f64)> {
     let cfg = t.cfg;
-    let report = crate::ssl::train_moco::train(setup, encoder, &cfg.objective, start_step)?;
+    use crate::ssl::train_moco::Moco;
+    let mut moco = Moco::new(&encoder, &cfg.objective, t.data.tokenizers.image_len(), cfg.train.seed)?;
+    let report = train::fit(setup, &mut moco, Moco::pair(encoder), start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
-    let image = eval::embed_images(&report.encoder, t.data, cfg.eval.batch_size, t.device)?;
+    let image = eval::embed_images(&report.model.query, t.data, cfg.eval.batch_size, t.device)?;
     let eval_report = evaluate_and_record(t, run_dir, Some(&image), None, report.steps_run, report.samples_per_sec)?;
     Ok((Some(eval_report), report.samples_per_sec))
 }
@@ -350,7 +374,8 @@ fn masked_and_evaluate(
     use crate::ssl::train_masked;
     let cfg = t.cfg;
     let model = train_masked::MaskedSpecFormer::new(backbone, t.device);
-    let report = train_masked::train(setup, model, cfg.objective.mask, start_step)?;
+    let mut masked = train_masked::Masked { mask: cfg.objective.mask, seed: cfg.train.seed };
+    let report = train::fit(setup, &mut masked, model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
@@ -380,7 +405,10 @@ fn pretrained_checkpoint(
             detail.summary.status
         );
     }
-    let theirs = &detail.config;
+    let theirs = serde_json::to_value(
+        config::from_stored(&detail.config)
+            .with_context(|| format!("{key} = {id:?}: run {full} has an unreadable stored configuration"))?,
+    )?;
     let ours = serde_json::to_value(t.cfg)?;
     let their_kind = theirs.pointer("/objective/kind").and_then(|v| v.as_str()).unwrap_or("clip");
     if their_kind != kind {
@@ -438,16 +466,24 @@ fn two_stage_init(
             "specformer-masked",
             &["spectrum", "model", "data"],
         )?;
-        let masked = crate::ssl::train_masked::MaskedSpecFormer::new(model.spectrum.clone(), t.device);
+        let backbone = model.spectrum.clone().into_specformer().map_err(|info| {
+            anyhow::anyhow!("objective.init_spectrum loads a pre-trained specformer; spectrum.encoder is {}", info.id)
+        })?;
+        let masked = crate::ssl::train_masked::MaskedSpecFormer::new(backbone, t.device);
         let masked = masked
             .try_load_file(&path)
             .map_err(|e| anyhow::anyhow!("objective.init_spectrum: loading {}: {e}", path.display()))?;
-        model.spectrum = masked.backbone;
+        model.spectrum = crate::encoders::Encoder::SpecFormer(masked.backbone);
         provenance("spectrum", &id, &path)?;
     }
     if o.freeze_backbones {
-        model.image = model.image.freeze_backbone();
-        model.spectrum = model.spectrum.freeze_backbone();
+        let no_split = |what: &str, info: astroclip_plugin_api::ComponentInfo| {
+            anyhow::anyhow!("objective.freeze_backbones: the {what} encoder {} has no backbone/head split", info.id)
+        };
+        let info = model.image.info();
+        model.image = model.image.freeze_backbone().ok_or_else(|| no_split("image", info))?;
+        let info = model.spectrum.info();
+        model.spectrum = model.spectrum.freeze_backbone().ok_or_else(|| no_split("spectrum", info))?;
         params.push(("init.frozen".into(), "image backbone, spectrum backbone".into()));
     }
     if start_step == 0 && !params.is_empty() {
@@ -500,10 +536,10 @@ fn record_supervised(
 
 /// A supervised baseline: `encoder` + a linear head trained on the standardised properties
 /// with the run's budget, R² of its predictions on the held-out split.
-fn supervised_and_evaluate<E: astroclip_plugin_api::ModalityEncoder + burn::module::ModuleDisplay>(
+fn supervised_and_evaluate(
     t: &TrainEval<'_>,
     setup: TrainSetup<'_>,
-    encoder: E,
+    encoder: crate::encoders::Encoder,
     modality: Modality,
     start_step: usize,
     run_dir: &Path,
@@ -514,7 +550,13 @@ fn supervised_and_evaluate<E: astroclip_plugin_api::ModalityEncoder + burn::modu
         cfg.eval.properties.iter().map(|p| t.data.source.truth_column(p).expect("checked before training")).collect();
     let scaler = crate::supervised::Standardizer::fit(&columns, &train_idx);
     let model = crate::supervised::Regressor::new(encoder, columns.len(), t.device);
-    let report = crate::supervised::train(setup, model, modality, &columns, &scaler, start_step)?;
+    let mut objective = crate::supervised::Supervised {
+        modality,
+        targets: &columns,
+        scaler: &scaler,
+        lens: (t.data.tokenizers.image_len(), t.data.tokenizers.spectrum_len()),
+    };
+    let report = train::fit(setup, &mut objective, model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }

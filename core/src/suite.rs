@@ -380,7 +380,7 @@ fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String
             continue;
         }
         let d = reg.run(&r.id)?;
-        if let Ok(old) = serde_json::from_value::<ExperimentConfig>(d.config)
+        if let Ok(old) = crate::config::from_stored(&d.config)
             && same_model(&old, cfg)
         {
             return Ok(Some(r.id));

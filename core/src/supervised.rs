@@ -20,12 +20,13 @@ use std::path::Path;
 use astroclip_plugin_api::{ModalityEncoder, ProbeInput};
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use serde::Serialize;
 
+use crate::data::loader::TokenBatch;
 use crate::dataset::TrainingData;
-use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
+use crate::encoders::Encoder;
+use crate::train::{Objective, TrainError};
 
 /// Which input a supervised baseline regresses from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,13 +46,13 @@ impl Modality {
 
 /// An encoder with a linear regression head on its embedding.
 #[derive(Module, Debug)]
-pub struct Regressor<E: ModalityEncoder> {
-    pub encoder: E,
+pub struct Regressor {
+    pub encoder: Encoder,
     pub head: Linear,
 }
 
-impl<E: ModalityEncoder> Regressor<E> {
-    pub fn new(encoder: E, n_outputs: usize, device: &burn::tensor::Device) -> Self {
+impl Regressor {
+    pub fn new(encoder: Encoder, n_outputs: usize, device: &burn::tensor::Device) -> Self {
         let head = LinearConfig::new(encoder.embed_dim(), n_outputs).init(device);
         Self { encoder, head }
     }
@@ -95,62 +96,49 @@ impl Standardizer {
     }
 }
 
-pub struct SupervisedReport<E: ModalityEncoder> {
-    pub model: Regressor<E>,
-    pub samples_per_sec: f64,
-    pub steps_run: usize,
-    pub stopped_at: Option<usize>,
+/// Regression of the standardised properties as an [`Objective`]: mean squared error.
+pub struct Supervised<'a> {
+    pub modality: Modality,
+    pub targets: &'a [&'a [f32]],
+    pub scaler: &'a Standardizer,
+    /// Values per object of the image and spectrum tokens.
+    pub lens: (usize, usize),
 }
 
-/// Trains `model` on `modality` from `start_step` (0, or a checkpoint's step) to `cfg.steps`.
-pub fn train<E: ModalityEncoder + burn::module::ModuleDisplay>(
-    setup: TrainSetup<'_>,
-    mut model: Regressor<E>,
-    modality: Modality,
-    targets: &[&[f32]],
-    scaler: &Standardizer,
-    start_step: usize,
-) -> Result<SupervisedReport<E>, TrainError> {
-    let cfg = setup.cfg;
-    let mut log = StepLog::new(&setup, &format!("supervised {}", modality.name()), "mse", start_step)?;
-    let mut optim = optimizer(cfg);
-    if start_step > 0 {
-        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
+impl Objective for Supervised<'_> {
+    type Model = Regressor;
+
+    fn label(&self) -> String {
+        format!("supervised {}", self.modality.name())
     }
-    let mut batches = log.batches();
-    let (il, sl) = (setup.data.tokenizers.image_len(), setup.data.tokenizers.spectrum_len());
-    let n_props = targets.len();
-    for step in start_step..log.end() {
-        let b = log.next_batch(&mut batches, step, 2)?;
+
+    fn loss_name(&self) -> &'static str {
+        "mse"
+    }
+
+    fn loss(
+        &mut self,
+        model: &Regressor,
+        b: TokenBatch,
+        _step: usize,
+        device: &Device,
+    ) -> Result<Tensor<1>, TrainError> {
         let n = b.len();
-        let y = Tensor::<2>::from_data(TensorData::new(scaler.rows(targets, &b.indices), [n, n_props]), setup.device);
-        let (images, spectra) = b.tensors(il, sl, setup.device);
-        let x = match modality {
+        let n_props = self.targets.len();
+        let y =
+            Tensor::<2>::from_data(TensorData::new(self.scaler.rows(self.targets, &b.indices), [n, n_props]), device);
+        let (images, spectra) = b.tensors(self.lens.0, self.lens.1, device);
+        let x = match self.modality {
             Modality::Image => images,
             Modality::Spectrum => spectra,
         };
-        let loss = (model.forward(x) - y).powi_scalar(2).mean();
-        let value: f32 = loss.clone().into_scalar();
-        log.check(step, value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let lr = learning_rate(cfg, step);
-        model = optim.step(lr, model, grads);
-        let due = log.record(step, n, value, lr, |_| {})?;
-        if due.checkpoint {
-            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
-        }
-        if due.stop {
-            break;
-        }
+        Ok((model.forward(x) - y).powi_scalar(2).mean())
     }
-    drop(batches);
-    let (steps_run, samples_per_sec, stopped_at) = log.finish();
-    Ok(SupervisedReport { model, samples_per_sec, steps_run, stopped_at })
 }
 
 /// Predictions (in the targets' units) for the objects `idx`, evaluation mode, no autodiff.
-pub fn predict<E: ModalityEncoder + burn::module::ModuleDisplay>(
-    model: &Regressor<E>,
+pub fn predict(
+    model: &Regressor,
     modality: Modality,
     data: &TrainingData,
     idx: &[usize],

@@ -9,7 +9,7 @@ use astroclip_registry::{Metric, Registry};
 use burn::grad_clipping::GradientClippingConfig;
 use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams};
-use burn::tensor::Device;
+use burn::tensor::{Device, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -31,6 +31,9 @@ pub enum TrainError {
     Registry(#[from] astroclip_registry::RegistryError),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
+    /// A component (a plugin's encoder or loss) failed; the message names it.
+    #[error("{0}")]
+    Component(String),
     #[error("batch of step {step} has {n} usable objects after skipping bad ones; CLIP needs at least 2")]
     EmptyBatch { step: usize, n: usize },
 }
@@ -83,10 +86,46 @@ impl Checkpoints {
     }
 }
 
+/// Where a training loop's batches come from: the tokenized survey ([`TrainingData`]), or
+/// index-only batches for objectives that hold their inputs themselves (`bind`).
+pub trait BatchSource {
+    /// Batches `plan(0..n)`, in order.
+    fn batches(&self, plan: crate::data::loader::Plan, n: usize) -> Batches<'_>;
+    /// Objects left out so far (`data.on_bad = "skip"`).
+    fn excluded_count(&self) -> usize;
+}
+
+pub type Batches<'a> = Box<dyn Iterator<Item = Result<TokenBatch, crate::data::DataError>> + 'a>;
+
+impl BatchSource for TrainingData {
+    fn batches(&self, plan: crate::data::loader::Plan, n: usize) -> Batches<'_> {
+        TrainingData::batches(self, plan, n)
+    }
+
+    fn excluded_count(&self) -> usize {
+        self.excluded().len()
+    }
+}
+
+/// Batches that carry only the objects' indices.
+pub struct IndexBatches;
+
+impl BatchSource for IndexBatches {
+    fn batches(&self, plan: crate::data::loader::Plan, n: usize) -> Batches<'_> {
+        Box::new(
+            (0..n).map(move |k| Ok(TokenBatch { indices: plan(k), image: vec![], spectrum: vec![], skipped: vec![] })),
+        )
+    }
+
+    fn excluded_count(&self) -> usize {
+        0
+    }
+}
+
 pub struct TrainSetup<'a> {
     pub cfg: &'a TrainConfig,
     pub device: &'a Device,
-    pub data: &'a TrainingData,
+    pub data: &'a dyn BatchSource,
     pub train_idx: &'a [usize],
     pub registry: &'a Registry,
     pub run_id: &'a str,
@@ -95,15 +134,6 @@ pub struct TrainSetup<'a> {
     pub artifact_root: &'a Path,
     /// Stop (with a checkpoint) once this many steps are done, leaving the run resumable.
     pub stop_after: Option<usize>,
-}
-
-pub struct TrainReport {
-    pub model: Model,
-    pub final_loss: f32,
-    pub samples_per_sec: f64,
-    pub steps_run: usize,
-    /// Stopped early by `stop_after`; the run continues with `--resume`.
-    pub stopped_at: Option<usize>,
 }
 
 pub fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
@@ -239,7 +269,7 @@ impl<'s, 'a> StepLog<'s, 'a> {
     }
 
     /// The batches of steps `start_step..end` (a function of the step: resumable).
-    pub fn batches(&self) -> Box<dyn Iterator<Item = Result<TokenBatch, crate::data::DataError>> + 'a> {
+    pub fn batches(&self) -> Batches<'a> {
         let setup = self.setup;
         let train_idx = std::sync::Arc::new(setup.train_idx.to_vec());
         let (batch, seed, start) = (setup.cfg.batch_size, setup.cfg.seed, self.start_step);
@@ -297,7 +327,7 @@ impl<'s, 'a> StepLog<'s, 'a> {
             let rate = self.window.1 as f64 / elapsed;
             self.buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));
             self.buffer.push(Metric::new("data.wait_fraction", step as i64, self.window_wait / elapsed.max(1e-9)));
-            self.buffer.push(Metric::new("data.skipped_objects", step as i64, setup.data.excluded().len() as f64));
+            self.buffer.push(Metric::new("data.skipped_objects", step as i64, setup.data.excluded_count() as f64));
             extra(&mut self.buffer);
             setup.registry.log_metrics(setup.run_id, &self.buffer)?;
             self.buffer.clear();
@@ -335,32 +365,88 @@ impl<'s, 'a> StepLog<'s, 'a> {
     }
 }
 
-/// Trains from `start_step` (0, or the step of the checkpoint being resumed) to `cfg.steps`.
-pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Result<TrainReport, TrainError> {
+/// A training objective: what one step computes from a batch, and any state it carries
+/// across steps (MoCo's queue and momentum encoder). Every objective — AstroCLIP's InfoNCE
+/// ([`Clip`]), MoCo v2, SpecFormer masked modelling, the supervised baselines — runs through
+/// the one loop of [`fit`]: one optimizer, the schedule, clipping, metric batches, progress,
+/// checkpoints, Ctrl-C/SIGTERM and resume.
+pub trait Objective {
+    /// What the optimizer trains and a checkpoint holds.
+    type Model: Module + burn::module::ModuleDisplay;
+    /// Progress-bar label.
+    fn label(&self) -> String;
+    /// The loss's name in the progress message.
+    fn loss_name(&self) -> &'static str {
+        "loss"
+    }
+    /// Fewest usable objects a batch needs.
+    fn min_batch(&self) -> usize {
+        2
+    }
+    /// The loss of step `step` on batch `b`.
+    fn loss(
+        &mut self,
+        model: &Self::Model,
+        b: TokenBatch,
+        step: usize,
+        device: &Device,
+    ) -> Result<Tensor<1>, TrainError>;
+    /// After the optimizer step (MoCo: the momentum update and the queue).
+    fn after_step(&mut self, model: Self::Model) -> Self::Model {
+        model
+    }
+    /// The objective's own metrics at a logging step.
+    fn metrics(&self, _model: &Self::Model, _step: usize, _out: &mut Vec<Metric>) {}
+    /// Writes the objective's state into a checkpoint directory: `(file, artifact kind)`s.
+    fn save(&self, _dir: &Path) -> std::io::Result<Vec<(&'static str, &'static str)>> {
+        Ok(vec![])
+    }
+    /// Restores that state when resuming from the checkpoint in `dir` (the model is loaded).
+    fn restore(&mut self, model: Self::Model, _dir: &Path) -> Result<Self::Model, TrainError> {
+        Ok(model)
+    }
+}
+
+/// What [`fit`] returns.
+pub struct Fitted<M> {
+    pub model: M,
+    pub final_loss: f32,
+    pub samples_per_sec: f64,
+    pub steps_run: usize,
+    /// Stopped early (`--stop-after`, Ctrl-C); the run continues with `--resume`.
+    pub stopped_at: Option<usize>,
+}
+
+/// Trains `model` on `objective` from `start_step` (0, or the step of the checkpoint being
+/// resumed) to `cfg.steps`.
+pub fn fit<O: Objective>(
+    setup: TrainSetup<'_>,
+    objective: &mut O,
+    mut model: O::Model,
+    start_step: usize,
+) -> Result<Fitted<O::Model>, TrainError> {
     let cfg = setup.cfg;
-    let mut log = StepLog::new(&setup, "train", "loss", start_step)?;
+    let mut log = StepLog::new(&setup, &objective.label(), objective.loss_name(), start_step)?;
     let mut optim = optimizer(cfg);
     if start_step > 0 {
         (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
+        model = objective.restore(model, &setup.checkpoints.step_dir(start_step))?;
     }
     let mut batches = log.batches();
-    let (il, sl) = (setup.data.tokenizers.image_len(), setup.data.tokenizers.spectrum_len());
     let mut last_loss = f32::NAN;
     for step in start_step..log.end() {
-        let b = log.next_batch(&mut batches, step, 2)?;
+        let b = log.next_batch(&mut batches, step, objective.min_batch())?;
         let n = b.len();
-        let (images, spectra) = b.tensors(il, sl, setup.device);
-        let loss = model.forward(images, spectra);
+        let loss = objective.loss(&model, b, step, setup.device)?;
         let value: f32 = loss.clone().into_scalar();
         log.check(step, value)?;
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
-        model = optim.step(lr, model, grads);
+        model = objective.after_step(optim.step(lr, model, grads));
         last_loss = value;
-        let scale = model.loss.logit_scale() as f64;
-        let due = log.record(step, n, value, lr, |m| m.push(Metric::new("train.logit_scale", step as i64, scale)))?;
+        let due = log.record(step, n, value, lr, |m| objective.metrics(&model, step, m))?;
         if due.checkpoint {
-            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
+            save_checkpoint(&setup, &model, &optim, step + 1, |dir| objective.save(dir))?;
         }
         if due.stop {
             break;
@@ -368,7 +454,37 @@ pub fn train(setup: TrainSetup<'_>, mut model: Model, start_step: usize) -> Resu
     }
     drop(batches);
     let (steps_run, samples_per_sec, stopped_at) = log.finish();
-    Ok(TrainReport { model, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
+    Ok(Fitted { model, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
+}
+
+/// AstroCLIP's objective: symmetric InfoNCE between the image and spectrum embeddings of
+/// each batch's pairs (Parker et al. 2024 eq. 1).
+pub struct Clip {
+    /// Values per object of the image and spectrum tokens.
+    pub lens: (usize, usize),
+}
+
+impl Clip {
+    pub fn new(data: &TrainingData) -> Self {
+        Self { lens: (data.tokenizers.image_len(), data.tokenizers.spectrum_len()) }
+    }
+}
+
+impl Objective for Clip {
+    type Model = Model;
+
+    fn label(&self) -> String {
+        "train".into()
+    }
+
+    fn loss(&mut self, model: &Model, b: TokenBatch, _step: usize, device: &Device) -> Result<Tensor<1>, TrainError> {
+        let (images, spectra) = b.tensors(self.lens.0, self.lens.1, device);
+        Ok(model.forward(images, spectra))
+    }
+
+    fn metrics(&self, model: &Model, step: usize, out: &mut Vec<Metric>) {
+        out.push(Metric::new("train.logit_scale", step as i64, model.loss.logit_scale() as f64));
+    }
 }
 
 #[cfg(test)]

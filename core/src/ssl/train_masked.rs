@@ -16,15 +16,15 @@
 use astroclip_builtin::specformer::SpecFormer;
 use burn::module::Module;
 use burn::nn::{Linear, LinearConfig};
-use burn::optim::GradientsParams;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
 use super::masking::{MaskConfig, mask_sequence, masked_mse};
+use crate::data::loader::TokenBatch;
 use crate::dataset::TrainingData;
 use crate::eval::Embeddings;
-use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
+use crate::train::{Objective, TrainError};
 
 /// The SpecFormer backbone with AstroCLIP's reconstruction head.
 #[derive(Module, Debug)]
@@ -45,13 +45,6 @@ impl MaskedSpecFormer {
     }
 }
 
-pub struct MaskedReport {
-    pub model: MaskedSpecFormer,
-    pub samples_per_sec: f64,
-    pub steps_run: usize,
-    pub stopped_at: Option<usize>,
-}
-
 /// Masks every sequence of a `(n, len·dim)` batch, reproducibly from `rng`.
 pub fn mask_batch(
     spectra: &[f32],
@@ -68,48 +61,45 @@ pub fn mask_batch(
     Ok(masked)
 }
 
-/// Pre-trains `model` from `start_step` to `setup.cfg.steps`.
-pub fn train(
-    setup: TrainSetup<'_>,
-    mut model: MaskedSpecFormer,
-    mask: MaskConfig,
-    start_step: usize,
-) -> Result<MaskedReport, TrainError> {
-    let cfg = setup.cfg;
-    let mut log = StepLog::new(&setup, "specformer-masked", "masked mse", start_step)?;
-    let mut optim = optimizer(cfg);
-    if start_step > 0 {
-        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
+/// Masked modelling as an [`Objective`].
+pub struct Masked {
+    pub mask: MaskConfig,
+    pub seed: u64,
+}
+
+impl Objective for Masked {
+    type Model = MaskedSpecFormer;
+
+    fn label(&self) -> String {
+        "specformer-masked".into()
     }
-    let (len, dim) = model.backbone.input_shape();
-    let mut batches = log.batches();
-    for step in start_step..log.end() {
-        let b = log.next_batch(&mut batches, step, 1)?;
+
+    fn loss_name(&self) -> &'static str {
+        "masked mse"
+    }
+
+    fn min_batch(&self) -> usize {
+        1
+    }
+
+    fn loss(
+        &mut self,
+        model: &MaskedSpecFormer,
+        b: TokenBatch,
+        step: usize,
+        device: &Device,
+    ) -> Result<Tensor<1>, TrainError> {
         let n = b.len();
+        let (len, dim) = model.backbone.input_shape();
         // The masks are a function of (seed, step): a resumed run masks identically.
         let mut rng =
-            ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) ^ 0x6d61_736b);
-        let masked = mask_batch(&b.spectrum, n, len, dim, mask, &mut rng)
+            ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(step as u64) ^ 0x6d61_736b);
+        let masked = mask_batch(&b.spectrum, n, len, dim, self.mask, &mut rng)
             .map_err(|detail| TrainError::Checkpoint { path: "objective.mask".into(), detail })?;
-        let target = Tensor::<3>::from_data(TensorData::new(b.spectrum.clone(), [n, len, dim]), setup.device);
-        let masked = Tensor::<3>::from_data(TensorData::new(masked, [n, len, dim]), setup.device);
-        let loss = masked_mse(model.forward(masked.clone()), target, masked);
-        let value: f32 = loss.clone().into_scalar();
-        log.check(step, value)?;
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        let lr = learning_rate(cfg, step);
-        model = optim.step(lr, model, grads);
-        let due = log.record(step, n, value, lr, |_| {})?;
-        if due.checkpoint {
-            save_checkpoint(&setup, &model, &optim, step + 1, |_| Ok(vec![]))?;
-        }
-        if due.stop {
-            break;
-        }
+        let target = Tensor::<3>::from_data(TensorData::new(b.spectrum, [n, len, dim]), device);
+        let masked = Tensor::<3>::from_data(TensorData::new(masked, [n, len, dim]), device);
+        Ok(masked_mse(model.forward(masked.clone()), target, masked))
     }
-    drop(batches);
-    let (steps_run, samples_per_sec, stopped_at) = log.finish();
-    Ok(MaskedReport { model, samples_per_sec, steps_run, stopped_at })
 }
 
 /// Spectrum embeddings of every object: the backbone's tokens averaged over the sequence

@@ -8,32 +8,25 @@
 //! step with the run's schedule, the momentum update, and the keys enqueued. Checkpoints hold
 //! both encoders, the optimizer state and the queue, so a run resumes exactly.
 
-use astroclip_builtin::resnet::ResNetEncoder;
+use crate::encoders::Encoder;
 use astroclip_plugin_api::ModalityEncoder;
 use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::path::Path;
 
 use super::augment::augment;
 use super::moco::{Queue, detached_copy, loss, momentum_update};
 use crate::config::ObjectiveConfig;
-use crate::train::{StepLog, TrainError, TrainSetup, learning_rate, load_checkpoint, optimizer, save_checkpoint};
+use crate::data::loader::TokenBatch;
+use crate::train::{Objective, TrainError};
 
 /// The trained encoder and its momentum copy (no gradient), checkpointed together.
 #[derive(Module, Debug)]
 pub struct MocoPair {
-    pub query: ResNetEncoder,
-    pub key: ResNetEncoder,
-}
-
-pub struct MocoReport {
-    pub encoder: ResNetEncoder,
-    pub final_loss: f32,
-    pub samples_per_sec: f64,
-    pub steps_run: usize,
-    pub stopped_at: Option<usize>,
+    pub query: Encoder,
+    pub key: Encoder,
 }
 
 fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
@@ -63,73 +56,79 @@ fn load_queue(path: &std::path::Path, k: usize, dim: usize) -> Result<Queue, Str
     Ok(Queue::from_parts(values, k, dim, ptr))
 }
 
-/// Trains `encoder` with MoCo v2 from `start_step` to `setup.cfg.steps`.
-pub fn train(
-    setup: TrainSetup<'_>,
-    encoder: ResNetEncoder,
-    ocfg: &ObjectiveConfig,
-    start_step: usize,
-) -> Result<MocoReport, TrainError> {
-    let cfg = setup.cfg;
-    let mut log = StepLog::new(&setup, "moco", "loss", start_step)?;
-    let dim = encoder.embed_dim();
-    let key = detached_copy(&encoder);
-    let mut model = MocoPair { query: encoder, key };
-    let mut queue = Queue::new(ocfg.queue_size, dim, cfg.seed ^ 0x6d6f_636f);
-    let mut optim = optimizer(cfg);
-    if start_step > 0 {
-        (model, optim) = load_checkpoint(setup.checkpoints, model, optim, start_step)?;
-        model.key = detached_copy(&model.key);
-        let dir = setup.checkpoints.step_dir(start_step);
-        queue = load_queue(&dir.join("queue.bin"), ocfg.queue_size, dim)
-            .map_err(|detail| TrainError::Checkpoint { path: dir.display().to_string(), detail })?;
+/// MoCo v2 as an [`Objective`]: the queue, the views' augmentations and the keys of the step
+/// in flight (enqueued after the optimizer step).
+pub struct Moco {
+    cfg: ObjectiveConfig,
+    seed: u64,
+    queue: Queue,
+    /// Values per image and the side of the `(3, side, side)` input.
+    il: usize,
+    side: usize,
+    keys: Vec<f32>,
+}
+
+impl Moco {
+    /// The objective for `encoder` on images of `il` values (`(3, S, S)` inputs only).
+    pub fn new(encoder: &Encoder, ocfg: &ObjectiveConfig, il: usize, seed: u64) -> Result<Self, TrainError> {
+        let side = ((il / 3) as f64).sqrt().round() as usize;
+        if 3 * side * side != il {
+            return Err(TrainError::Checkpoint {
+                path: "image tokenizer".into(),
+                detail: format!("MoCo augmentations need (3, S, S) images; the tokenizer gives {il} values"),
+            });
+        }
+        let queue = Queue::new(ocfg.queue_size, encoder.embed_dim(), seed ^ 0x6d6f_636f);
+        Ok(Self { cfg: ocfg.clone(), seed, queue, il, side, keys: Vec::new() })
     }
-    let il = setup.data.tokenizers.image_len();
-    // The image tokenizer's output is (3, side, side).
-    let side = ((il / 3) as f64).sqrt().round() as usize;
-    if 3 * side * side != il {
-        return Err(TrainError::Checkpoint {
-            path: "image tokenizer".into(),
-            detail: format!("MoCo augmentations need (3, S, S) images; the tokenizer gives {il} values"),
-        });
+
+    /// The trained pair: the encoder and its momentum copy (no gradient).
+    pub fn pair(encoder: Encoder) -> MocoPair {
+        let key = detached_copy(&encoder);
+        MocoPair { query: encoder, key }
     }
-    let mut batches = log.batches();
-    let mut last_loss = f32::NAN;
-    for step in start_step..log.end() {
-        let b = log.next_batch(&mut batches, step, 2)?;
-        let n = b.len();
+}
+
+impl Objective for Moco {
+    type Model = MocoPair;
+
+    fn label(&self) -> String {
+        "moco".into()
+    }
+
+    fn loss(&mut self, model: &MocoPair, b: TokenBatch, step: usize, device: &Device) -> Result<Tensor<1>, TrainError> {
+        let (n, il, side) = (b.len(), self.il, self.side);
         // Two views per image, reproducible from (seed, step).
-        let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed.wrapping_mul(1_000_003).wrapping_add(step as u64));
         let (mut vq, mut vk) = (Vec::with_capacity(n * il), Vec::with_capacity(n * il));
         for img in b.image.chunks(il) {
-            vq.extend(augment(img, 3, side, &ocfg.augment, &mut rng));
-            vk.extend(augment(img, 3, side, &ocfg.augment, &mut rng));
+            vq.extend(augment(img, 3, side, &self.cfg.augment, &mut rng));
+            vk.extend(augment(img, 3, side, &self.cfg.augment, &mut rng));
         }
-        let im_q = Tensor::<2>::from_data(TensorData::new(vq, [n, il]), setup.device);
-        let im_k = Tensor::<2>::from_data(TensorData::new(vk, [n, il]), setup.device);
+        let im_q = Tensor::<2>::from_data(TensorData::new(vq, [n, il]), device);
+        let im_k = Tensor::<2>::from_data(TensorData::new(vk, [n, il]), device);
         let q = l2_normalize(model.query.encode(im_q));
         let k = l2_normalize(model.key.encode(im_k)).detach();
-        let l = loss(q, k.clone(), queue.tensor(setup.device), ocfg.temperature);
-        let value: f32 = l.clone().into_scalar();
-        log.check(step, value)?;
-        let grads = GradientsParams::from_grads(l.backward(), &model);
-        let lr = learning_rate(cfg, step);
-        model = optim.step(lr, model, grads);
-        model.key = momentum_update(model.key, &model.query, ocfg.momentum);
-        queue.enqueue(&k.into_data().try_to_vec::<f32>().unwrap_or_default());
-        last_loss = value;
-        let due = log.record(step, n, value, lr, |_| {})?;
-        if due.checkpoint {
-            save_checkpoint(&setup, &model, &optim, step + 1, |dir| {
-                save_queue(&dir.join("queue.bin"), &queue)?;
-                Ok(vec![("queue.bin", "moco-queue")])
-            })?;
-        }
-        if due.stop {
-            break;
-        }
+        let l = loss(q, k.clone(), self.queue.tensor(device), self.cfg.temperature);
+        self.keys = k.into_data().try_to_vec::<f32>().unwrap_or_default();
+        Ok(l)
     }
-    drop(batches);
-    let (steps_run, samples_per_sec, stopped_at) = log.finish();
-    Ok(MocoReport { encoder: model.query, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
+
+    fn after_step(&mut self, mut model: MocoPair) -> MocoPair {
+        model.key = momentum_update(model.key, &model.query, self.cfg.momentum);
+        self.queue.enqueue(&std::mem::take(&mut self.keys));
+        model
+    }
+
+    fn save(&self, dir: &Path) -> std::io::Result<Vec<(&'static str, &'static str)>> {
+        save_queue(&dir.join("queue.bin"), &self.queue)?;
+        Ok(vec![("queue.bin", "moco-queue")])
+    }
+
+    fn restore(&mut self, mut model: MocoPair, dir: &Path) -> Result<MocoPair, TrainError> {
+        model.key = detached_copy(&model.key);
+        self.queue = load_queue(&dir.join("queue.bin"), self.cfg.queue_size, model.query.embed_dim())
+            .map_err(|detail| TrainError::Checkpoint { path: dir.display().to_string(), detail })?;
+        Ok(model)
+    }
 }

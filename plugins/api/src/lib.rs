@@ -22,7 +22,7 @@ mod tokenizer;
 
 pub use observation::{ImageView, Observation, SpectrumView};
 pub use probe::{Probe, ProbeInput};
-pub use tensor_level::{ContrastiveLoss, ModalityEncoder};
+pub use tensor_level::{ConfiguredEncoder, ContrastiveLoss, EncoderInput, ModalityEncoder, SettingError};
 pub use tokenizer::Tokenizer;
 
 /// Version of the component interfaces in this crate.

@@ -3,6 +3,7 @@
 //! the backbone's tokens; the attended vector goes through dropout, LayerNorm and a residual
 //! GELU MLP (hidden 4×) into the shared embedding space.
 
+use astroclip_plugin_api::SettingError;
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::attention::{CrossAttention, CrossAttentionConfig};
@@ -64,4 +65,15 @@ impl CrossAttentionHead {
         let [_, _, e] = x.dims();
         x.reshape([batch, e])
     }
+}
+
+/// Checks the cross-attention head settings every built-in encoder shares.
+pub(crate) fn check_settings(head_heads: usize, dropout: f64, embed_dim: usize) -> Result<(), SettingError> {
+    if head_heads == 0 || !embed_dim.is_multiple_of(head_heads) {
+        return Err(SettingError::new("head_heads", format!("must divide model.embed_dim = {embed_dim}")));
+    }
+    if !(0.0..1.0).contains(&dropout) {
+        return Err(SettingError::new("dropout", format!("{dropout} is not in [0, 1)")));
+    }
+    Ok(())
 }

@@ -5,7 +5,9 @@
 //!
 //! Input: the `(3, S, S)` output of the `legacy-survey-rgb` tokenizer, flattened per object.
 
-use astroclip_plugin_api::{ComponentInfo, ComponentKind, ModalityEncoder};
+use astroclip_plugin_api::{
+    ComponentInfo, ComponentKind, ConfiguredEncoder, EncoderInput, ModalityEncoder, SettingError,
+};
 use burn::config::Config;
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -31,6 +33,27 @@ pub struct ResNetEncoderConfig {
     pub head_heads: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+}
+
+/// The `[image.encoder]` table of `name = "resnet"` (defaults: the quickstart's CPU size).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ResNetSettings {
+    /// Channels of each stage; every stage halves the resolution.
+    pub channels: Vec<usize>,
+    pub blocks_per_stage: usize,
+    /// Stride of the stem convolution (2 for large crops).
+    pub stem_stride: usize,
+    /// Attention heads of the cross-attention head (must divide the embedding width).
+    pub head_heads: usize,
+    /// Dropout of the cross-attention head.
+    pub dropout: f64,
+}
+
+impl Default for ResNetSettings {
+    fn default() -> Self {
+        Self { channels: vec![16, 32, 64], blocks_per_stage: 1, stem_stride: 1, head_heads: 4, dropout: 0.1 }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -134,6 +157,48 @@ impl ResNetEncoder {
         }
         let [b, c, h, w] = x.dims();
         x.reshape([b, c, h * w]).swap_dims(1, 2)
+    }
+}
+
+impl ConfiguredEncoder for ResNetEncoder {
+    const NAME: &'static str = "resnet";
+    const MODALITY: &'static str = "image";
+    type Settings = ResNetSettings;
+
+    fn check(s: &ResNetSettings, embed_dim: usize) -> Result<(), SettingError> {
+        if s.channels.is_empty() || s.channels.contains(&0) {
+            return Err(SettingError::new("channels", "needs at least one stage, each with at least 1 channel"));
+        }
+        for (key, v) in [("blocks_per_stage", s.blocks_per_stage), ("stem_stride", s.stem_stride)] {
+            if v == 0 {
+                return Err(SettingError::new(key, "must be at least 1"));
+            }
+        }
+        crate::head::check_settings(s.head_heads, s.dropout, embed_dim)
+    }
+
+    fn build(s: &ResNetSettings, input: &EncoderInput, device: &Device) -> Result<Self, SettingError> {
+        Self::check(s, input.embed_dim)?;
+        let side = match input.shape.as_slice() {
+            [3, h, w] if h == w && *h > 0 => *h,
+            other => {
+                return Err(SettingError::new(
+                    "name",
+                    format!("resnet reads (3, S, S) images; the image tokenizer gives {other:?}"),
+                ));
+            }
+        };
+        Ok(ResNetEncoderConfig::new(side, input.embed_dim)
+            .with_channels(s.channels.clone())
+            .with_blocks_per_stage(s.blocks_per_stage)
+            .with_stem_stride(s.stem_stride)
+            .with_head_heads(s.head_heads)
+            .with_dropout(s.dropout)
+            .init(device))
+    }
+
+    fn freeze_backbone(self) -> Option<Self> {
+        Some(ResNetEncoder::freeze_backbone(self))
     }
 }
 

@@ -5,7 +5,9 @@
 //!
 //! Input: the `(n_tokens, section + 2)` output of the `specformer-tokens` tokenizer.
 
-use astroclip_plugin_api::{ComponentInfo, ComponentKind, ModalityEncoder};
+use astroclip_plugin_api::{
+    ComponentInfo, ComponentKind, ConfiguredEncoder, EncoderInput, ModalityEncoder, SettingError,
+};
 use burn::config::Config;
 use burn::module::{Module, Param};
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
@@ -31,6 +33,28 @@ pub struct SpecFormerConfig {
     pub head_heads: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+}
+
+/// The `[spectrum.encoder]` table of `name = "specformer"` (defaults: the quickstart's size).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpecFormerSettings {
+    /// Width of the transformer tokens (AstroCLIP: 768).
+    pub d_model: usize,
+    /// Transformer layers (AstroCLIP: 6).
+    pub n_layers: usize,
+    /// Attention heads per layer (AstroCLIP: 6); must divide `d_model`.
+    pub n_heads: usize,
+    /// Attention heads of the cross-attention head (must divide the embedding width).
+    pub head_heads: usize,
+    /// Dropout of the transformer and the head.
+    pub dropout: f64,
+}
+
+impl Default for SpecFormerSettings {
+    fn default() -> Self {
+        Self { d_model: 64, n_layers: 2, n_heads: 4, head_heads: 4, dropout: 0.1 }
+    }
 }
 
 #[derive(Module, Debug)]
@@ -98,6 +122,45 @@ impl SpecFormer {
         let x = self.embedding.forward(x) + self.position.val().unsqueeze_dim(0);
         let x = self.transformer.forward(TransformerEncoderInput::new(self.dropout.forward(x)));
         self.norm.forward(x)
+    }
+}
+
+impl ConfiguredEncoder for SpecFormer {
+    const NAME: &'static str = "specformer";
+    const MODALITY: &'static str = "spectrum";
+    type Settings = SpecFormerSettings;
+
+    fn check(s: &SpecFormerSettings, embed_dim: usize) -> Result<(), SettingError> {
+        for (key, v) in [("d_model", s.d_model), ("n_layers", s.n_layers), ("n_heads", s.n_heads)] {
+            if v == 0 {
+                return Err(SettingError::new(key, "must be at least 1"));
+            }
+        }
+        if !s.d_model.is_multiple_of(s.n_heads) {
+            return Err(SettingError::new("n_heads", format!("must divide d_model = {}", s.d_model)));
+        }
+        crate::head::check_settings(s.head_heads, s.dropout, embed_dim)
+    }
+
+    fn build(s: &SpecFormerSettings, input: &EncoderInput, device: &Device) -> Result<Self, SettingError> {
+        Self::check(s, input.embed_dim)?;
+        let [n_tokens, token_dim] = input.shape[..] else {
+            return Err(SettingError::new(
+                "name",
+                format!("specformer reads (tokens, token width) sequences; the tokenizer gives {:?}", input.shape),
+            ));
+        };
+        Ok(SpecFormerConfig::new(n_tokens, token_dim, input.embed_dim)
+            .with_d_model(s.d_model)
+            .with_n_layers(s.n_layers)
+            .with_n_heads(s.n_heads)
+            .with_head_heads(s.head_heads)
+            .with_dropout(s.dropout)
+            .init(device))
+    }
+
+    fn freeze_backbone(self) -> Option<Self> {
+        Some(SpecFormer::freeze_backbone(self))
     }
 }
 
