@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=target/plugins
+# The interface the SDK implements: the newest frozen version module.
+api=$(sed -n 's/^pub const VERSION: &str = "\(.*\)";/\1/p' "$(ls plugins/sdk/src/since_v*.rs | sort -V | tail -1)")
 mkdir -p "$out"
 # Tests run this concurrently: one build at a time, or two `cp`s race on the same file.
 exec 9>"$out/.build.lock"
@@ -27,7 +29,7 @@ for id in "$@"; do
 [plugin]
 id = "$id"
 version = "$(sed -n 's/^version = "\(.*\)"/\1/p' "$src/Cargo.toml" | head -1)"
-api_version = "1.1.0"
+api_version = "$api"
 kinds = [$kinds]
 ${modality:+modality = \"$modality\"}
 

@@ -699,8 +699,9 @@ fn plugins_verify_handshakes_a_native_plugin() {
     std::fs::write(
         dir.join("plugin.toml"),
         format!(
-            "[plugin]\nid = \"band-fluxes\"\nversion = \"0.1.0\"\napi_version = \"1.1.0\"\nkinds = [\"tokenizer\"]\n\
+            "[plugin]\nid = \"band-fluxes\"\nversion = \"0.1.0\"\napi_version = \"{}\"\nkinds = [\"tokenizer\"]\n\
              modality = \"image\"\n\n[entry]\ncarrier = \"native\"\nfile = \"band_fluxes.so\"\nsha256 = \"{}\"\n",
+            astroclip_plugin_sdk::INTERFACE_VERSION,
             hex::encode(Sha256::digest(&lib))
         ),
     )

@@ -47,8 +47,9 @@ fn load_example(name: &str, kinds: &str) -> (tempfile::TempDir, NativePlugin) {
     std::fs::write(
         dir.path().join(MANIFEST),
         format!(
-            "[plugin]\nid = \"{name}\"\nversion = \"0.1.0\"\napi_version = \"1.1.0\"\nkinds = [{kinds}]\n\n\
+            "[plugin]\nid = \"{name}\"\nversion = \"0.1.0\"\napi_version = \"{}\"\nkinds = [{kinds}]\n\n\
              [entry]\ncarrier = \"native\"\nfile = \"p.so\"\nsha256 = \"{}\"\n",
+            astroclip_plugin_sdk::INTERFACE_VERSION,
             hex::encode(Sha256::digest(&lib))
         ),
     )

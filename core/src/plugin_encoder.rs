@@ -17,6 +17,7 @@ use std::ffi::c_void;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
+use astroclip_carrier_protocol::{TensorAnswer, TensorCall};
 use astroclip_plugin_api::{ComponentInfo, ComponentKind, ModalityEncoder};
 use astroclip_plugin_host::native::{NativeEncoder, NativeLoss};
 use astroclip_plugin_sdk::tensor::{EncoderV1, Handle, LossV1, TensorApiV1, along, binary, init, scalar, unary};
@@ -348,51 +349,31 @@ impl Ctx<'_> {
     /// One tensor-interface call arriving over RPC (WASM plugins, from `astroclip-wasm-host`):
     /// positional JSON arguments in the order of the native table; answers `{"h": handle}`,
     /// `{"shape": [..]}` or `{"error": message}`.
-    fn dispatch(&mut self, call: &str, args: &serde_json::Value) -> serde_json::Value {
-        let a = |i: usize| {
-            args.get(i)
-                .and_then(|v| v.as_u64())
-                .ok_or_else(|| format!("{call}: argument {i} missing or not an integer"))
-        };
-        let f = |i: usize| {
-            args.get(i)
-                .and_then(|v| v.as_f64())
-                .map(|v| v as f32)
-                .ok_or_else(|| format!("{call}: argument {i} is not a number"))
-        };
-        let list = |i: usize| -> R<Vec<u64>> {
-            args.get(i)
-                .and_then(|v| v.as_array())
-                .and_then(|v| v.iter().map(|x| x.as_u64()).collect::<Option<Vec<u64>>>())
-                .ok_or_else(|| format!("{call}: argument {i} is not a list of integers"))
-        };
-        let us = |v: Vec<u64>| v.into_iter().map(|x| x as usize).collect::<Vec<usize>>();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> R<serde_json::Value> {
-            let h = |r: R<Handle>| r.map(|h| serde_json::json!({ "h": h }));
+    /// Executes one tensor call of a WASM encoder (typed by the carrier protocol).
+    fn dispatch(&mut self, call: TensorCall) -> TensorAnswer {
+        let name = call.name();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| -> R<TensorAnswer> {
+            let h = |r: R<Handle>| r.map(TensorAnswer::Handle);
             match call {
-                "param" => {
-                    let name = args.get(0).and_then(|v| v.as_str()).ok_or("param: name missing")?.to_string();
-                    h(self.param(&name, &us(list(1)?), a(2)? as u32, f(3)?))
-                }
-                "shape" => Ok(serde_json::json!({ "shape": self.get(a(0)?)?.shape })),
-                "unary" => h(self.unary(a(0)? as u32, a(1)?)),
-                "binary" => h(self.binary(a(0)? as u32, a(1)?, a(2)?)),
-                "scalar" => h(self.scalar(a(0)? as u32, a(1)?, f(2)?)),
-                "along" => h(self.along(a(0)? as u32, a(1)?, a(2)? as usize)),
-                "reshape" => h(self.reshape(a(0)?, &us(list(1)?))),
-                "transpose" => h(self.transpose(a(0)?, a(1)? as usize, a(2)? as usize)),
-                "slice" => h(self.slice(a(0)?, a(1)? as usize, a(2)? as usize, a(3)? as usize)),
-                "concat" => h(self.concat(&list(0)?, a(1)? as usize)),
-                "linear" => h(self.linear(a(0)?, a(1)?, a(2)?)),
-                "layer_norm" => h(self.layer_norm(a(0)?, a(1)?, a(2)?, f(3)?)),
-                "conv2d" => h(self.conv2d(a(0)?, a(1)?, a(2)?, a(3)? as usize, a(4)? as usize)),
-                other => Err(format!("unknown tensor-interface call {other:?}")),
+                TensorCall::Param { name, shape, init, scale } => h(self.param(&name, &shape, init, scale)),
+                TensorCall::Shape { a } => Ok(TensorAnswer::Shape(self.get(a)?.shape.clone())),
+                TensorCall::Unary { op, a } => h(self.unary(op, a)),
+                TensorCall::Binary { op, a, b } => h(self.binary(op, a, b)),
+                TensorCall::Scalar { op, a, v } => h(self.scalar(op, a, v)),
+                TensorCall::Along { op, a, dim } => h(self.along(op, a, dim)),
+                TensorCall::Reshape { a, shape } => h(self.reshape(a, &shape)),
+                TensorCall::Transpose { a, d0, d1 } => h(self.transpose(a, d0, d1)),
+                TensorCall::Slice { a, dim, start, end } => h(self.slice(a, dim, start, end)),
+                TensorCall::Concat { hs, dim } => h(self.concat(&hs, dim)),
+                TensorCall::Linear { x, w, b } => h(self.linear(x, w, b)),
+                TensorCall::LayerNorm { x, gamma, beta, eps } => h(self.layer_norm(x, gamma, beta, eps)),
+                TensorCall::Conv2d { x, w, b, stride, padding } => h(self.conv2d(x, w, b, stride, padding)),
             }
         }));
         match result {
             Ok(Ok(v)) => v,
-            Ok(Err(e)) => serde_json::json!({ "error": e }),
-            Err(_) => serde_json::json!({ "error": format!("{call}: the backend refused the operation") }),
+            Ok(Err(e)) => TensorAnswer::Error(e),
+            Err(_) => TensorAnswer::Error(format!("{name}: the backend refused the operation")),
         }
     }
 }
@@ -574,7 +555,7 @@ fn run(
         Program::Loss(l) => unsafe { (l.loss)(&api, handles[0], handles[1], &mut out, &mut err) },
         Program::Wasm(client, _) => {
             let mut client = client.lock().unwrap_or_else(|p| p.into_inner());
-            match client.encode(handles[0], arg, |call, args| ctx.dispatch(call, args)) {
+            match client.encode(handles[0], arg, |call| ctx.dispatch(call)) {
                 Ok(h) => {
                     out = h;
                     astroclip_plugin_sdk::OK

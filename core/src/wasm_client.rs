@@ -1,12 +1,16 @@
-//! Client of `astroclip-wasm-host`: runs a WASM data-level plugin (a tokenizer) in a child
-//! process and exchanges batches with it over a pipe (protocol in
-//! `plugins/wasm/src/bin/astroclip-wasm-host.rs`).
+//! Client of `astroclip-wasm-host`: runs a WASM plugin (a tokenizer or an encoder) in a child
+//! process and exchanges typed frames with it over a pipe (`astroclip_carrier_protocol`,
+//! shared with the carrier, with a version handshake).
 //!
 //! Why a process: wasmtime and burn in one cargo graph unify shared dependencies' features
 //! differently and rebuild burn; the process boundary also keeps any wasmtime failure out of a
 //! training run. Batches amortise the round trip (one frame per batch, not per object).
 
 use std::io::{BufReader, BufWriter, Read, Write};
+
+use astroclip_carrier_protocol::{
+    PROTOCOL_VERSION, Reply, Request, TensorAnswer, TensorCall, read_frame, version_mismatch, write_frame,
+};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -57,30 +61,19 @@ pub struct WasmTokenizer {
     output: BufReader<ChildStdout>,
 }
 
-fn frame(w: &mut impl Write, header: &serde_json::Value, payload: &[f32]) -> std::io::Result<()> {
-    let h = serde_json::to_vec(header)?;
-    w.write_all(&(h.len() as u32).to_le_bytes())?;
-    w.write_all(&h)?;
-    w.write_all(&((payload.len() * 4) as u32).to_le_bytes())?;
-    w.write_all(bytemuck::cast_slice(payload))?;
-    w.flush()
+fn io(dir: &str) -> impl Fn(std::io::Error) -> WasmClientError + '_ {
+    move |source| WasmClientError::Io { dir: dir.to_string(), source }
 }
 
-fn reply(r: &mut impl Read) -> std::io::Result<(serde_json::Value, Vec<f32>)> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    let mut h = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut h)?;
-    r.read_exact(&mut len)?;
-    let mut p = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut p)?;
-    let header = serde_json::from_slice(&h).map_err(std::io::Error::other)?;
-    Ok((header, p.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()))
+fn next_reply(r: &mut impl Read, dir: &str) -> Result<(Reply, Vec<f32>), WasmClientError> {
+    read_frame(r)
+        .map_err(io(dir))?
+        .ok_or_else(|| io(dir)(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "the carrier closed its output")))
 }
 
 impl WasmTokenizer {
     /// Starts the host on the plugin directory (manifest, sha256, interface version and
-    /// sandbox are checked there, before the plugin runs).
+    /// sandbox are checked there, before the plugin runs) and shakes hands on the protocol.
     pub fn spawn(dir: &Path) -> Result<Self, WasmClientError> {
         Self::spawn_with(&host_binary(), dir)
     }
@@ -96,90 +89,90 @@ impl WasmTokenizer {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| WasmClientError::NoHost(format!("{}: {e}", bin.display())))?;
-        let input = BufWriter::new(child.stdin.take().expect("piped stdin"));
+        let mut input = BufWriter::new(child.stdin.take().expect("piped stdin"));
         let mut output = BufReader::new(child.stdout.take().expect("piped stdout"));
-        let (hello, _) = reply(&mut output).map_err(|source| WasmClientError::Io { dir: d.clone(), source })?;
-        if hello["ok"] != true {
-            let _ = child.wait();
-            return Err(WasmClientError::Load { dir: d, detail: hello["error"].as_str().unwrap_or("?").to_string() });
+        write_frame(&mut input, &Request::Hello { protocol: PROTOCOL_VERSION }, &[]).map_err(io(&d))?;
+        let load = |detail: String| WasmClientError::Load { dir: d.clone(), detail };
+        match next_reply(&mut output, &d)?.0 {
+            Reply::Hello { protocol, id, version, encoder } if protocol == PROTOCOL_VERSION => {
+                Ok(Self { id, version, is_encoder: encoder, dir: d, child, input, output })
+            }
+            Reply::Hello { protocol, .. } => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(load(version_mismatch(protocol)))
+            }
+            Reply::Failed { error, .. } => {
+                let _ = child.wait();
+                Err(load(error))
+            }
+            other => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(load(format!("the carrier answered the handshake with {other:?}")))
+            }
         }
-        let s = |k: &str| hello[k].as_str().unwrap_or("?").to_string();
-        let is_encoder = hello["encoder"] == true;
-        Ok(Self { id: s("id"), version: s("version"), is_encoder, dir: d, child, input, output })
     }
 
-    fn call(
-        &mut self,
-        header: serde_json::Value,
-        payload: &[f32],
-    ) -> Result<(serde_json::Value, Vec<f32>), WasmClientError> {
-        let io = |source| WasmClientError::Io { dir: self.dir.clone(), source };
-        frame(&mut self.input, &header, payload).map_err(io)?;
-        let (h, p) = reply(&mut self.output).map_err(|source| WasmClientError::Io { dir: self.dir.clone(), source })?;
-        if h["ok"] != true {
-            return Err(self.failure(&h));
+    fn call(&mut self, request: Request, payload: &[f32]) -> Result<(Reply, Vec<f32>), WasmClientError> {
+        write_frame(&mut self.input, &request, payload).map_err(io(&self.dir))?;
+        match next_reply(&mut self.output, &self.dir)? {
+            (Reply::Failed { error, index }, _) => Err(self.failure(&error, index)),
+            ok => Ok(ok),
         }
-        Ok((h, p))
+    }
+
+    fn unexpected(&self, what: &str, reply: &Reply) -> WasmClientError {
+        self.failure(&format!("answered {what} with {reply:?}"), None)
     }
 
     /// Output length for one input of `shape`, `None` when the plugin does not take it.
     pub fn output_len(&mut self, shape: &[usize]) -> Result<Option<usize>, WasmClientError> {
-        let (h, _) = self.call(serde_json::json!({"op": "output_len", "shape": shape}), &[])?;
-        Ok(h["len"].as_u64().filter(|&l| l > 0).map(|l| l as usize))
+        match self.call(Request::OutputLen { shape: shape.to_vec() }, &[])?.0 {
+            Reply::Len { len } => Ok(len.filter(|&l| l > 0)),
+            other => Err(self.unexpected("output_len", &other)),
+        }
     }
 
     /// Tokenizes `n` inputs of `shape` (concatenated) in one round trip; returns `n × len`
     /// values. An error carries the index of the object that failed.
     pub fn tokenize_batch(&mut self, inputs: &[f32], shape: &[usize], n: usize) -> Result<Vec<f32>, WasmClientError> {
-        let (_, out) = self.call(serde_json::json!({"op": "tokenize", "shape": shape, "n": n}), inputs)?;
-        Ok(out)
+        match self.call(Request::Tokenize { shape: shape.to_vec(), n }, inputs)? {
+            (Reply::Tokens { n: m, len }, out) if m == n && out.len() == n * len => Ok(out),
+            (other, _) => Err(self.unexpected("tokenize", &other)),
+        }
     }
-}
 
-impl WasmTokenizer {
     /// Runs the plugin's encoder on host tensor `input`: the WASM module's tensor-interface
-    /// calls arrive here as `{"call": op, "args": [..]}` frames, are answered by `dispatch`
-    /// (which executes them on the host's tensors), until the plugin returns its output handle.
+    /// calls arrive here as [`Reply::Tensor`] frames, are answered by `dispatch` (which
+    /// executes them on the host's tensors), until the plugin returns its output handle.
     pub fn encode(
         &mut self,
         input: u64,
         embed_dim: usize,
-        mut dispatch: impl FnMut(&str, &serde_json::Value) -> serde_json::Value,
+        mut dispatch: impl FnMut(TensorCall) -> TensorAnswer,
     ) -> Result<u64, WasmClientError> {
-        let io = |dir: &str| {
-            let dir = dir.to_string();
-            move |source| WasmClientError::Io { dir: dir.clone(), source }
-        };
-        frame(&mut self.input, &serde_json::json!({"op": "encode", "input": input, "embed_dim": embed_dim}), &[])
-            .map_err(io(&self.dir))?;
+        let mut reply = self.call(Request::Encode { input, embed_dim }, &[])?.0;
         loop {
-            let (h, _) = reply(&mut self.output).map_err(io(&self.dir))?;
-            if let Some(call) = h.get("call").and_then(|c| c.as_str()) {
-                let answer = dispatch(call, &h["args"]);
-                frame(&mut self.input, &answer, &[]).map_err(io(&self.dir))?;
-                continue;
+            match reply {
+                Reply::Tensor { call } => {
+                    let answer = dispatch(call);
+                    reply = self.call(Request::Answer { answer }, &[])?.0;
+                }
+                Reply::Encoded { out } => return Ok(out),
+                other => return Err(self.unexpected("encode", &other)),
             }
-            if h["ok"] == true {
-                return h["out"].as_u64().ok_or_else(|| WasmClientError::Call {
-                    id: self.id.clone(),
-                    version: self.version.clone(),
-                    detail: format!("plugin {} {}: encode returned no handle", self.id, self.version),
-                    index: None,
-                });
-            }
-            return Err(self.failure(&h));
         }
     }
 
     /// The error of a failed reply, naming the plugin (once) and the failing object if any.
-    fn failure(&self, h: &serde_json::Value) -> WasmClientError {
-        let msg = h["error"].as_str().unwrap_or("?");
+    fn failure(&self, msg: &str, index: Option<usize>) -> WasmClientError {
         let named = format!("plugin {} {}", self.id, self.version);
         WasmClientError::Call {
             id: self.id.clone(),
             version: self.version.clone(),
             detail: if msg.contains(&named) { msg.to_string() } else { format!("{named}: {msg}") },
-            index: h["index"].as_u64().map(|i| i as usize),
+            index,
         }
     }
 }

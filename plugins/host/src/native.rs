@@ -2,11 +2,19 @@
 //!
 //! Load order (nothing of the plugin runs before its version is known to be compatible):
 //! 1. the manifest checks of [`PluginDir::verify`] (interface version, entry SHA-256);
-//! 2. `dlopen` — which runs no plugin code for a Rust cdylib without constructors;
-//! 3. read the static `ASTROCLIP_PLUGIN_INTERFACE` → caret rule vs the host, and equality
-//!    with the manifest's `api_version`;
-//! 4. read the static `ASTROCLIP_PLUGIN_TOOLCHAIN` → must equal the host SDK's fingerprint;
-//! 5. only then call `astroclip_plugin_v1` for the component table.
+//! 2. the statics `ASTROCLIP_PLUGIN_INTERFACE` and `ASTROCLIP_PLUGIN_TOOLCHAIN` are read **from
+//!    the file** (ELF dynamic symbol table → the bytes of the section holding them, with the
+//!    symbols' own sizes), before the library is mapped: no initialiser of the plugin runs for
+//!    a refused plugin. The interface must pass the caret rule against the host's (every older
+//!    1.x minor version runs) and equal the manifest's `api_version`; the toolchain's target
+//!    must be the host's. On a platform whose binaries are not ELF the same statics are read
+//!    after `dlopen`, which runs the library's initialisers (none for a Rust cdylib without
+//!    constructors) before the check;
+//! 3. `dlopen`, then `astroclip_plugin_v1` for the tokenizer table (1.0);
+//! 4. the tables of later versions by the version the plugin declares, each read with the
+//!    layout frozen for that version (`astroclip_plugin_sdk::since_v1_*`) and converted to the
+//!    newest: 1.1's tensor table holds encoders only, 1.2's encoders and losses; the probes
+//!    table is read where its symbol exists.
 //!
 //! Libraries are never unloaded (unloading a Rust cdylib with thread-local destructors can
 //! crash the host): the handle is leaked for the life of the process.
@@ -14,8 +22,8 @@
 
 use astroclip_plugin_sdk::{
     ErrBuf, INTERFACE_VERSION as PLUGIN_INTERFACE_VERSION, PluginV1, ProbePluginV1, ProbeV1, TOOLCHAIN, TokenizerV1,
-    api_compatible, parse_semver,
-    tensor::{EncoderV1, LossV1, TensorPluginV1},
+    api_compatible, parse_semver, since_v1_1, since_v1_2,
+    tensor::{EncoderV1, LossV1},
 };
 
 use crate::{Carrier, PluginDir, PluginError};
@@ -24,11 +32,15 @@ use crate::{Carrier, PluginDir, PluginError};
 pub struct NativePlugin {
     pub id: String,
     pub version: String,
+    /// The interface the plugin was built against.
+    pub interface: String,
     table: &'static PluginV1,
-    /// Encoders over the host tensor interface (interface ≥ 1.1 only).
-    tensor: Option<&'static TensorPluginV1>,
-    /// Probes over the array interface (interface ≥ 1.1 only).
-    probes: Option<&'static ProbePluginV1>,
+    /// Encoders over the host tensor interface (interface ≥ 1.1).
+    encoders: &'static [EncoderV1],
+    /// Contrastive losses over the tensor interface (interface ≥ 1.2).
+    losses: &'static [LossV1],
+    /// Probes over the array interface (where exported).
+    probes: &'static [ProbeV1],
 }
 
 /// One probe of a native plugin.
@@ -66,6 +78,44 @@ fn cstr(bytes: &[u8]) -> String {
     String::from_utf8_lossy(&bytes[..end]).into_owned()
 }
 
+/// The exported statics of the file at `bytes`, read without loading it: `Ok(None)` when the
+/// file is not ELF (read them after loading), `Err` when it is ELF but lacks one.
+fn statics_from_file(bytes: &[u8]) -> Result<Option<(String, String)>, String> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let Ok(file) = object::read::elf::ElfFile64::<object::Endianness>::parse(bytes) else {
+        return Ok(None);
+    };
+    let read = |name: &str| -> Result<String, String> {
+        let sym = file.dynamic_symbols().find(|s| s.name() == Ok(name) && s.is_definition()).ok_or_else(|| {
+            format!("exports no {name} symbol: not an astroclip plugin, or built without the SDK's export_plugin!")
+        })?;
+        let data = sym
+            .section_index()
+            .and_then(|i| file.section_by_index(i).ok())
+            .and_then(|sec| sec.data_range(sym.address(), sym.size()).ok().flatten())
+            .ok_or_else(|| format!("its {name} symbol points outside the file's data"))?;
+        Ok(cstr(data))
+    };
+    Ok(Some((read("ASTROCLIP_PLUGIN_INTERFACE")?, read("ASTROCLIP_PLUGIN_TOOLCHAIN")?)))
+}
+
+/// `<target>` of a toolchain fingerprint `"<rustc> / <target> / abi …"`.
+fn target_of(toolchain: &str) -> &str {
+    toolchain.split(" / ").nth(1).unwrap_or("")
+}
+
+/// A `&'static [T]` over `n` entries at `ptr` (empty for null or 0).
+///
+/// # Safety
+/// `ptr` must point at `n` entries of the plugin's static data (never unloaded).
+unsafe fn static_slice<T>(ptr: *const T, n: usize) -> &'static [T] {
+    if ptr.is_null() || n == 0 {
+        return &[];
+    }
+    // SAFETY: the caller guarantees `n` live static entries.
+    unsafe { std::slice::from_raw_parts(ptr, n) }
+}
+
 impl NativePlugin {
     pub fn load(dir: &PluginDir) -> Result<Self, PluginError> {
         if dir.manifest.entry.carrier != Carrier::Native {
@@ -73,47 +123,41 @@ impl NativePlugin {
         }
         dir.verify()?;
         let path = dir.entry_path();
+        let bytes = std::fs::read(&path).map_err(|e| dir.invalid(format!("cannot read {}: {e}", path.display())))?;
+        let from_file = statics_from_file(&bytes).map_err(|e| dir.invalid(format!("{}: {e}", path.display())))?;
+        drop(bytes);
+        if let Some((iface, toolchain)) = &from_file {
+            check_versions(dir, iface, toolchain)?;
+        }
         // SAFETY: loading runs the library's initialisers; the file is the one the manifest
-        // pins by SHA-256 (checked just above), installed by the user as a plugin.
+        // pins by SHA-256 (checked just above) and, for ELF, its versions passed the checks.
         let lib = unsafe { libloading::Library::new(&path) }
             .map_err(|e| dir.invalid(format!("cannot load {}: {e}", path.display())))?;
         let lib: &'static libloading::Library = Box::leak(Box::new(lib));
-        let read_static = |name: &[u8]| -> Result<String, PluginError> {
-            // SAFETY: the symbols are `[u8; N]` statics exported by the SDK macro; we read
-            // them as byte arrays of the SDK's sizes only.
-            unsafe {
-                let n = if name.starts_with(b"ASTROCLIP_PLUGIN_INTERFACE") { 32 } else { 256 };
-                let sym: libloading::Symbol<'_, *const u8> = lib.get(name).map_err(|_| {
-                    dir.invalid(format!(
-                        "{} exports no {} symbol: not an astroclip plugin, or built without the SDK's export_plugin!",
-                        path.display(),
-                        String::from_utf8_lossy(&name[..name.len() - 1])
-                    ))
-                })?;
-                Ok(cstr(std::slice::from_raw_parts(*sym, n)))
+        let iface = match from_file {
+            Some((iface, _)) => iface,
+            None => {
+                let read_static = |name: &[u8], n: usize| -> Result<String, PluginError> {
+                    // SAFETY: the symbols are `[u8; N]` statics exported by the SDK macro (N = 32
+                    // for the interface, 256 for the toolchain in every 1.x version).
+                    unsafe {
+                        let sym: libloading::Symbol<'_, *const u8> = lib.get(name).map_err(|_| {
+                            dir.invalid(format!(
+                                "{} exports no {} symbol: not an astroclip plugin, or built without the SDK's \
+                                 export_plugin!",
+                                path.display(),
+                                String::from_utf8_lossy(&name[..name.len() - 1])
+                            ))
+                        })?;
+                        Ok(cstr(std::slice::from_raw_parts(*sym, n)))
+                    }
+                };
+                let iface = read_static(b"ASTROCLIP_PLUGIN_INTERFACE\0", 32)?;
+                check_versions(dir, &iface, &read_static(b"ASTROCLIP_PLUGIN_TOOLCHAIN\0", 256)?)?;
+                iface
             }
         };
-        let iface = read_static(b"ASTROCLIP_PLUGIN_INTERFACE\0")?;
-        if !api_compatible(PLUGIN_INTERFACE_VERSION, &iface) {
-            return Err(dir.invalid(format!(
-                "the library was built for plugin interface {iface}, which this host (interface \
-                 {PLUGIN_INTERFACE_VERSION}) cannot run; rebuild it against astroclip-plugin-sdk {PLUGIN_INTERFACE_VERSION}"
-            )));
-        }
-        if iface != dir.manifest.plugin.api_version {
-            return Err(dir.invalid(format!(
-                "the library embeds interface {iface} but plugin.toml declares api_version {}",
-                dir.manifest.plugin.api_version
-            )));
-        }
-        let toolchain = read_static(b"ASTROCLIP_PLUGIN_TOOLCHAIN\0")?;
-        if toolchain != TOOLCHAIN {
-            return Err(dir.invalid(format!(
-                "toolchain/ABI fingerprint mismatch: the plugin was built with `{toolchain}`, the host with \
-                 `{TOOLCHAIN}`; rebuild the plugin with the host's toolchain"
-            )));
-        }
-        // SAFETY: signature fixed by interface v1 (checked above); the returned table points
+        // SAFETY: signature fixed by interface 1.0 (checked above); the returned table points
         // at the plugin's static data, alive for the process since the library is never unloaded.
         let table: &'static PluginV1 = unsafe {
             let entry: libloading::Symbol<'_, extern "C" fn() -> *const PluginV1> =
@@ -131,30 +175,32 @@ impl NativePlugin {
                 dir.version()
             )));
         }
-        let v11 = parse_semver(&iface).is_some_and(|v| v >= (1, 1, 0));
-        let probes = if v11 {
-            // SAFETY: interface ≥ 1.1 defines this symbol's signature; the table is static data.
-            unsafe {
-                match lib.get::<extern "C" fn() -> *const ProbePluginV1>(b"astroclip_plugin_probes_v1\0") {
-                    Ok(f) => f().as_ref(),
-                    Err(_) => None,
-                }
-            }
-        } else {
-            None
+        let v = parse_semver(&iface).unwrap_or_default();
+        // SAFETY (every block below): the symbols' signatures are those of the interface
+        // version the plugin declares (checked above), and the tables they return are the
+        // plugin's static data, read with that version's frozen layout.
+        let tensor_fn =
+            unsafe { lib.get::<extern "C" fn() -> *const std::ffi::c_void>(b"astroclip_plugin_tensor_v1\0") };
+        let (encoders, losses) = match tensor_fn {
+            Ok(f) if v >= (1, 2, 0) => match unsafe { (f() as *const since_v1_2::TensorPluginV1).as_ref() } {
+                Some(t) => unsafe { (static_slice(t.encoders, t.n_encoders), static_slice(t.losses, t.n_losses)) },
+                None => (&[][..], &[][..]),
+            },
+            Ok(f) if v >= (1, 1, 0) => match unsafe { (f() as *const since_v1_1::TensorPluginV1).as_ref() } {
+                Some(t) => (unsafe { static_slice(t.encoders, t.n_encoders) }, &[][..]),
+                None => (&[][..], &[][..]),
+            },
+            _ => (&[][..], &[][..]),
         };
-        let tensor = if v11 {
-            // SAFETY: interface ≥ 1.1 defines this symbol's signature; the table is static data.
-            unsafe {
-                match lib.get::<extern "C" fn() -> *const TensorPluginV1>(b"astroclip_plugin_tensor_v1\0") {
-                    Ok(f) => f().as_ref(),
-                    Err(_) => None,
-                }
-            }
-        } else {
-            None
-        };
-        Ok(Self { id, version, table, tensor, probes })
+        let probes =
+            match unsafe { lib.get::<extern "C" fn() -> *const ProbePluginV1>(b"astroclip_plugin_probes_v1\0") } {
+                Ok(f) if v >= (1, 1, 0) => match unsafe { f().as_ref() } {
+                    Some(t) => unsafe { static_slice(t.probes, t.n_probes) },
+                    None => &[],
+                },
+                _ => &[],
+            };
+        Ok(Self { id, version, interface: iface, table, encoders, losses, probes })
     }
 
     pub fn tokenizers(&self) -> Vec<(String, String, NativeTokenizer)> {
@@ -175,16 +221,11 @@ impl NativePlugin {
 
     /// The plugin's encoders: `(name, modality, encoder)`.
     pub fn encoders(&self) -> Vec<(String, String, NativeEncoder)> {
-        let Some(t) = self.tensor else { return Vec::new() };
-        if t.n_encoders == 0 || t.encoders.is_null() {
-            return Vec::new();
-        }
         // Leaked once per call site; plugins are never unloaded and ids are tiny.
         let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
         let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
-        // SAFETY: `encoders` points at `n_encoders` static entries of the plugin.
-        let all: &'static [EncoderV1] = unsafe { std::slice::from_raw_parts(t.encoders, t.n_encoders) };
-        all.iter()
+        self.encoders
+            .iter()
             .map(|e| {
                 // SAFETY: static strings of the plugin.
                 let (name, modality) = unsafe { (e.name.to_string_lossy(), e.modality.to_string_lossy()) };
@@ -195,15 +236,10 @@ impl NativePlugin {
 
     /// The plugin's probes: `(name, probe)`.
     pub fn probes(&self) -> Vec<(String, NativeProbe)> {
-        let Some(t) = self.probes else { return Vec::new() };
-        if t.n_probes == 0 || t.probes.is_null() {
-            return Vec::new();
-        }
         let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
         let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
-        // SAFETY: `probes` points at `n_probes` static entries of the plugin.
-        let all: &'static [ProbeV1] = unsafe { std::slice::from_raw_parts(t.probes, t.n_probes) };
-        all.iter()
+        self.probes
+            .iter()
             .map(|p| {
                 // SAFETY: static string of the plugin.
                 let name = unsafe { p.name.to_string_lossy() };
@@ -214,15 +250,10 @@ impl NativePlugin {
 
     /// The plugin's contrastive losses: `(name, loss)`.
     pub fn losses(&self) -> Vec<(String, NativeLoss)> {
-        let Some(t) = self.tensor else { return Vec::new() };
-        if t.n_losses == 0 || t.losses.is_null() {
-            return Vec::new();
-        }
         let id: &'static str = Box::leak(self.id.clone().into_boxed_str());
         let version: &'static str = Box::leak(self.version.clone().into_boxed_str());
-        // SAFETY: `losses` points at `n_losses` static entries of the plugin.
-        let all: &'static [LossV1] = unsafe { std::slice::from_raw_parts(t.losses, t.n_losses) };
-        all.iter()
+        self.losses
+            .iter()
             .map(|l| {
                 // SAFETY: static string of the plugin.
                 let name = unsafe { l.name.to_string_lossy() };
@@ -317,4 +348,29 @@ impl NativePlugin {
             detail: format!("error code {code}: {}", String::from_utf8_lossy(&msg[..len])),
         })
     }
+}
+
+/// The interface must run here (caret rule: every older 1.x minor version does) and equal the
+/// manifest's; the library must be built for the host's target.
+fn check_versions(dir: &PluginDir, iface: &str, toolchain: &str) -> Result<(), PluginError> {
+    if !api_compatible(PLUGIN_INTERFACE_VERSION, iface) {
+        return Err(dir.invalid(format!(
+            "the library was built for plugin interface {iface}, which this host (interface \
+             {PLUGIN_INTERFACE_VERSION}) cannot run; rebuild it against astroclip-plugin-sdk {PLUGIN_INTERFACE_VERSION}"
+        )));
+    }
+    if iface != dir.manifest.plugin.api_version {
+        return Err(dir.invalid(format!(
+            "the library embeds interface {iface} but plugin.toml declares api_version {}",
+            dir.manifest.plugin.api_version
+        )));
+    }
+    let (theirs, ours) = (target_of(toolchain), target_of(TOOLCHAIN));
+    if theirs != ours {
+        return Err(dir.invalid(format!(
+            "the library was built for target {theirs:?} (toolchain `{toolchain}`), this host runs on {ours:?}; \
+             rebuild the plugin for {ours}"
+        )));
+    }
+    Ok(())
 }

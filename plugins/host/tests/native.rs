@@ -8,6 +8,8 @@ use std::sync::OnceLock;
 use astroclip_plugin_host::native::NativePlugin;
 use astroclip_plugin_host::{MANIFEST, PluginDir};
 
+const IFACE: &str = astroclip_plugin_sdk::INTERFACE_VERSION;
+
 fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
@@ -18,7 +20,7 @@ fn built() -> &'static PathBuf {
     DIR.get_or_init(|| {
         let root = workspace();
         let target = root.join("target/plugin-examples");
-        for name in ["band-fluxes", "test-panic", "test-interface-2", "test-toolchain"] {
+        for name in ["band-fluxes", "test-panic", "test-interface-2", "test-toolchain", "legacy-v1-0"] {
             let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
             let out = std::process::Command::new(cargo)
                 .args(["build", "--offline", "--quiet", "--manifest-path"])
@@ -73,7 +75,7 @@ fn reference(img: &[f32], h: usize, w: usize, b: usize) -> Vec<f32> {
 
 #[test]
 fn a_native_tokenizer_runs_on_host_buffers_deterministically() {
-    let (_d, dir) = install("band-fluxes", "band-fluxes", "1.1.0");
+    let (_d, dir) = install("band-fluxes", "band-fluxes", IFACE);
     let p = NativePlugin::load(&dir).unwrap();
     let toks = p.tokenizers();
     assert_eq!(toks.len(), 1);
@@ -103,7 +105,7 @@ fn a_native_tokenizer_runs_on_host_buffers_deterministically() {
 
 #[test]
 fn a_panicking_plugin_returns_an_error_and_the_host_keeps_working() {
-    let (_d, dir) = install("test-panic", "test-panic", "1.1.0");
+    let (_d, dir) = install("test-panic", "test-panic", IFACE);
     let p = NativePlugin::load(&dir).unwrap();
     let tok = p.tokenizer("panics").unwrap();
     let mut out = vec![0f32; 5];
@@ -115,11 +117,47 @@ fn a_panicking_plugin_returns_an_error_and_the_host_keeps_working() {
         );
     }
     // Another plugin still loads and runs in the same process.
-    let (_d2, good) = install("band-fluxes", "band-fluxes", "1.1.0");
+    let (_d2, good) = install("band-fluxes", "band-fluxes", IFACE);
     let g = NativePlugin::load(&good).unwrap();
     let mut o = vec![0f32; 1];
     g.tokenize(g.tokenizer("band-fluxes").unwrap(), &[0.5; 16 * 16], &[16, 16, 1], &mut o).unwrap();
     assert!(o[0].is_finite());
+}
+
+/// A plugin built with SDK 1.0.0 (the frozen copy in plugins/sdk/frozen/v1_0: interface 1.0,
+/// its 1.0 fingerprint "abi v1: …") loads in this host and runs; it has no tables of later
+/// versions.
+#[test]
+fn a_plugin_built_against_interface_1_0_loads_and_runs() {
+    let (_d, dir) = install("legacy-v1-0", "legacy-v1-0", "1.0.0");
+    let p = NativePlugin::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.interface, "1.0.0");
+    assert!(p.encoders().is_empty() && p.losses().is_empty() && p.probes().is_empty());
+    let tok = p.tokenizer("spectrum-moments").unwrap();
+    assert_eq!(p.output_len(tok, &[4]), Some(2));
+    let mut out = [0f32; 2];
+    p.tokenize(tok, &[1.0, 2.0, 3.0, 4.0], &[4], &mut out).unwrap();
+    assert_eq!(out[0], 2.5);
+    assert!((out[1] - 1.25f32.sqrt()).abs() < 1e-6, "{out:?}");
+}
+
+/// The version is read from the file: a refused library is never mapped, so its ELF
+/// constructor never runs (it does run when the same file is mapped directly).
+#[test]
+#[allow(unsafe_code)]
+fn a_refused_plugin_runs_no_code_not_even_its_constructors() {
+    let marker = tempfile::tempdir().unwrap();
+    let flag = marker.path().join("ran");
+    // SAFETY: no other test reads or writes this variable.
+    unsafe { std::env::set_var("ASTROCLIP_TEST_CTOR_MARKER", &flag) };
+    let (d, dir) = install("test-interface-2", "test-interface-2", IFACE);
+    let msg = NativePlugin::load(&dir).err().unwrap().to_string();
+    assert!(msg.contains("built for plugin interface 2.0.0"), "{msg}");
+    assert!(!flag.exists(), "the refused plugin's constructor ran");
+    // SAFETY: mapping the test library runs its constructor, which only writes the marker.
+    let lib = unsafe { libloading::Library::new(d.path().join("plugin.so")) }.unwrap();
+    assert!(flag.exists(), "the marker mechanism did not work: the test proves nothing");
+    std::mem::forget(lib);
 }
 
 #[test]
@@ -129,26 +167,26 @@ fn another_interface_version_is_refused_before_any_call() {
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("test-interface-2 0.1.0") && msg.contains("interface 2.0.0"), "{msg}");
     // The manifest lies (1.0.0): the version embedded in the library is read before any call.
-    let (_d, dir) = install("test-interface-2", "test-interface-2", "1.1.0");
+    let (_d, dir) = install("test-interface-2", "test-interface-2", IFACE);
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("built for plugin interface 2.0.0") && msg.contains("rebuild"), "{msg}");
 }
 
 #[test]
 fn another_toolchain_is_refused_at_load() {
-    let (_d, dir) = install("test-toolchain", "test-toolchain", "1.1.0");
+    let (_d, dir) = install("test-toolchain", "test-toolchain", IFACE);
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
-    assert!(msg.contains("fingerprint mismatch") && msg.contains("rustc 1.80.0"), "{msg}");
+    assert!(msg.contains("built for target \"aarch64-apple-darwin\"") && msg.contains("rustc 1.80.0"), "{msg}");
 }
 
 #[test]
 fn a_library_that_does_not_match_its_manifest_is_not_loaded() {
-    let (d, dir) = install("band-fluxes", "band-fluxes", "1.1.0");
+    let (d, dir) = install("band-fluxes", "band-fluxes", IFACE);
     std::fs::copy(built().join("libastroclip_plugin_test_panic.so"), d.path().join("plugin.so")).unwrap();
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("band-fluxes 0.1.0") && msg.contains("sha256"), "{msg}");
     // A manifest naming the wrong library identity is caught after the handshake.
-    let (_d, dir) = install("band-fluxes", "not-band-fluxes", "1.1.0");
+    let (_d, dir) = install("band-fluxes", "not-band-fluxes", IFACE);
     let msg = NativePlugin::load(&dir).err().unwrap().to_string();
     assert!(msg.contains("the library says it is band-fluxes 0.1.0"), "{msg}");
 }

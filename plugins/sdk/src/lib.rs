@@ -4,15 +4,21 @@
 //! A native plugin is a `cdylib` exporting three symbols:
 //! * `ASTROCLIP_PLUGIN_INTERFACE` — a static, NUL-padded interface version (`"1.0.0"`), read by
 //!   the host **before any call** and checked with the caret rule;
-//! * `ASTROCLIP_PLUGIN_TOOLCHAIN` — a static fingerprint (rustc version, target, ABI layout),
-//!   compared with the host's;
+//! * `ASTROCLIP_PLUGIN_TOOLCHAIN` — a static fingerprint (rustc version, target, ABI layout);
+//!   the host checks its target (the C ABI of the tables depends on nothing else) and shows the
+//!   rest in errors;
 //! * `astroclip_plugin_v1` — returns the [`PluginV1`] table: the plugin's identity and its
 //!   data-level components as `extern "C"` function pointers over plain `f32` buffers.
 //!
 //!
-//! Interface **1.1** (additive; 1.0 plugins still load) adds an optional fourth symbol,
-//! `astroclip_plugin_tensor_v1`, returning a [`tensor::TensorPluginV1`] table of encoders
-//! written against the host-owned [tensor interface](tensor).
+//! Each released interface version is frozen in its own module, and every later minor
+//! version only adds (new symbols, new tables); the host reads a plugin's tables by the
+//! version the plugin declares and converts them to the newest:
+//! * [`since_v1_0`] — 1.0.0: tokenizers (`astroclip_plugin_v1`);
+//! * [`since_v1_1`] — 1.1.0: encoders over the host-owned [tensor interface](tensor)
+//!   (`astroclip_plugin_tensor_v1` → a table of encoders);
+//! * [`since_v1_2`] — 1.2.0: contrastive losses in the tensor table (which grew from 16 to 32
+//!   bytes) and probes (`astroclip_plugin_probes_v1`).
 //!
 //! No Rust type of the host (burn tensors, modules, allocations) crosses the boundary: buffers
 //! are owned by the host and passed as pointer + length with explicit shapes; errors come back
@@ -20,11 +26,17 @@
 //! panics inside the plugin. Modelled on the plugin boundaries of Zed's extension host,
 //! Extism and nushell.
 
-/// The plugin interface this SDK implements (must equal the host's
-/// `astroclip_plugin_api::PLUGIN_INTERFACE_VERSION`).
-pub const INTERFACE_VERSION: &str = "1.1.0";
+/// The plugin interface this SDK implements: the newest frozen version (the host's
+/// `astroclip_plugin_api::PLUGIN_INTERFACE_VERSION`; it runs every 1.x plugin up to it).
+pub const INTERFACE_VERSION: &str = since_v1_2::VERSION;
 
+pub mod since_v1_0;
+pub mod since_v1_1;
+pub mod since_v1_2;
 pub mod tensor;
+
+pub use since_v1_0::{ERR_INPUT, ERR_PANIC, ErrBuf, OK, PluginV1, Str, TokenizerV1};
+pub use since_v1_2::{ProbePluginV1, ProbeV1};
 
 /// `MAJOR.MINOR.PATCH` with an optional `-pre` / `+build` suffix (ignored for compatibility).
 pub fn parse_semver(v: &str) -> Option<(u64, u64, u64)> {
@@ -59,123 +71,8 @@ pub const TOOLCHAIN: &str = concat!(
     env!("ASTROCLIP_SDK_RUSTC"),
     " / ",
     env!("ASTROCLIP_SDK_TARGET"),
-    " / abi v1.1: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40, LossV1 24, TensorPluginV1 32, ProbeV1 48"
+    " / abi v1.2: Str 16, ErrBuf 32, TokenizerV1 48, PluginV1 48, TensorApiV1 120, EncoderV1 40, LossV1 24, TensorPluginV1 32, ProbeV1 48"
 );
-
-/// Return codes of plugin calls.
-pub const OK: i32 = 0;
-/// The plugin refused the input (shape, values); the message says why.
-pub const ERR_INPUT: i32 = 1;
-/// The plugin panicked; the panic was caught inside the plugin.
-pub const ERR_PANIC: i32 = 2;
-
-/// A UTF-8 string owned by the plugin for the life of the process (static data).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct Str {
-    pub ptr: *const u8,
-    pub len: usize,
-}
-
-impl Str {
-    pub const fn from_static(s: &'static str) -> Self {
-        Self { ptr: s.as_ptr(), len: s.len() }
-    }
-
-    /// # Safety
-    /// `ptr`/`len` must describe live bytes (the plugin's static data, never unloaded).
-    pub unsafe fn to_string_lossy(&self) -> String {
-        if self.ptr.is_null() {
-            return String::new();
-        }
-        // SAFETY: the caller guarantees the bytes are live and `len` long.
-        let bytes = unsafe { std::slice::from_raw_parts(self.ptr, self.len) };
-        String::from_utf8_lossy(bytes).into_owned()
-    }
-}
-
-/// A host-owned buffer the plugin writes an error message into.
-#[repr(C)]
-#[derive(Debug)]
-pub struct ErrBuf {
-    pub msg: *mut u8,
-    pub cap: usize,
-    pub len: usize,
-    pub code: i32,
-}
-
-/// One tokenizer: raw observation array → fixed-length model input.
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct TokenizerV1 {
-    pub name: Str,
-    pub modality: Str,
-    /// Output length for an input of this shape; 0 when the shape is not supported.
-    pub output_len: unsafe extern "C" fn(shape: *const usize, ndim: usize) -> usize,
-    /// Fills `out[..out_len]` from `input[..input_len]` (row-major, `shape[..ndim]`).
-    /// Returns [`OK`], [`ERR_INPUT`] or [`ERR_PANIC`] (message in `err`).
-    pub tokenize: unsafe extern "C" fn(
-        input: *const f32,
-        input_len: usize,
-        shape: *const usize,
-        ndim: usize,
-        out: *mut f32,
-        out_len: usize,
-        err: *mut ErrBuf,
-    ) -> i32,
-}
-
-/// The table `astroclip_plugin_v1` returns.
-#[repr(C)]
-pub struct PluginV1 {
-    pub id: Str,
-    pub version: Str,
-    pub tokenizers: *const TokenizerV1,
-    pub n_tokenizers: usize,
-}
-
-// SAFETY: the tables point only at the plugin's immutable static data.
-unsafe impl Sync for PluginV1 {}
-unsafe impl Sync for TokenizerV1 {}
-
-/// One probe (interface ≥ 1.1): embeddings `(rows, cols)` → one prediction per row. Its
-/// fitted state lives in the plugin behind an opaque pointer the host never dereferences;
-/// `destroy` frees it (the host never frees plugin memory itself).
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct ProbeV1 {
-    pub name: Str,
-    /// A fresh, unfitted probe; null on failure.
-    pub create: unsafe extern "C" fn() -> *mut std::ffi::c_void,
-    pub fit: unsafe extern "C" fn(
-        state: *mut std::ffi::c_void,
-        x: *const f32,
-        rows: usize,
-        cols: usize,
-        y: *const f32,
-        err: *mut ErrBuf,
-    ) -> i32,
-    pub predict: unsafe extern "C" fn(
-        state: *mut std::ffi::c_void,
-        x: *const f32,
-        rows: usize,
-        cols: usize,
-        out: *mut f32,
-        err: *mut ErrBuf,
-    ) -> i32,
-    pub destroy: unsafe extern "C" fn(state: *mut std::ffi::c_void),
-}
-
-/// The table `astroclip_plugin_probes_v1` returns (interface ≥ 1.1).
-#[repr(C)]
-pub struct ProbePluginV1 {
-    pub probes: *const ProbeV1,
-    pub n_probes: usize,
-}
-
-// SAFETY: the tables point only at the plugin's immutable static data.
-unsafe impl Sync for ProbeV1 {}
-unsafe impl Sync for ProbePluginV1 {}
 
 /// What a plugin author implements for a probe.
 pub trait ArrayProbe: Sized {

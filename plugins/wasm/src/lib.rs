@@ -23,6 +23,7 @@
 //! The `astroclip-wasm-host` binary (`src/bin/`) serves a plugin to the `astroclip` process over
 //! stdin/stdout, so the trainer never links wasmtime (see `docs/plugins.md`).
 
+use astroclip_carrier_protocol::{TensorAnswer, TensorCall};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -248,9 +249,8 @@ impl WasmPlugin {
     }
 }
 
-/// Answers a WASM encoder's tensor-interface calls: `call(op, args)` returns the host's JSON
-/// answer (`{"h": n}`, `{"shape": [..]}` or `{"error": msg}`).
-pub type TensorHost = Box<dyn FnMut(&str, serde_json::Value) -> serde_json::Value + Send>;
+/// Answers a WASM encoder's tensor-interface calls (typed by the carrier protocol).
+pub type TensorHost = Box<dyn FnMut(TensorCall) -> TensorAnswer + Send>;
 
 struct EncoderState {
     limits: StoreLimits,
@@ -288,26 +288,35 @@ fn guest_i64s(caller: &mut wasmtime::Caller<'_, EncoderState>, ptr: i32, n: i32)
 }
 
 /// Sends one call to the host; returns the handle, or 0 with the message kept for `last_error`.
-fn host_call(
-    caller: &mut wasmtime::Caller<'_, EncoderState>,
-    op: &str,
-    args: Result<serde_json::Value, String>,
-) -> i64 {
-    let answer = match args {
-        Ok(a) => (caller.data_mut().host)(op, a),
-        Err(e) => serde_json::json!({ "error": format!("{op}: {e}") }),
+fn host_call(caller: &mut wasmtime::Caller<'_, EncoderState>, op: &str, call: Result<TensorCall, String>) -> i64 {
+    let answer = match call {
+        Ok(c) => (caller.data_mut().host)(c),
+        Err(e) => TensorAnswer::Error(format!("{op}: {e}")),
     };
-    match answer.get("h").and_then(|h| h.as_u64()) {
-        Some(h) if h > 0 => h as i64,
-        _ => {
-            caller.data_mut().error = answer["error"].as_str().unwrap_or("the host refused the call").to_string();
+    match answer {
+        TensorAnswer::Handle(h) if h > 0 => h as i64,
+        TensorAnswer::Error(e) => {
+            caller.data_mut().error = e;
+            0
+        }
+        other => {
+            caller.data_mut().error = format!("{op}: the host answered {other:?}");
             0
         }
     }
 }
 
+/// A guest handle (i64) as the host's (u64); negative values are never valid handles.
+fn handle(h: i64) -> u64 {
+    u64::try_from(h).unwrap_or(u64::MAX)
+}
+
+/// A guest dimension or size (i32) as usize; negative values become an impossible size.
+fn size(v: i32) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
+}
+
 fn tensor_linker() -> Result<Linker<EncoderState>, wasmtime::Error> {
-    use serde_json::json;
     use wasmtime::Caller;
     type C<'a> = Caller<'a, EncoderState>;
     let mut l: Linker<EncoderState> = Linker::new(engine());
@@ -324,24 +333,35 @@ fn tensor_linker() -> Result<Linker<EncoderState>, wasmtime::Error> {
         m,
         "param",
         |mut c: C<'_>, name: i32, name_len: i32, shape: i32, ndim: i32, init: i32, scale: f32| -> i64 {
-            let args = guest_bytes(&mut c, name, name_len).and_then(|n| {
-                let shape = guest_u32s(&mut c, shape, ndim)?;
-                Ok(json!([String::from_utf8_lossy(&n), shape, init, scale]))
+            let call = guest_bytes(&mut c, name, name_len).and_then(|n| {
+                let shape = guest_u32s(&mut c, shape, ndim)?.into_iter().map(|d| d as usize).collect();
+                Ok(TensorCall::Param {
+                    name: String::from_utf8_lossy(&n).into_owned(),
+                    shape,
+                    init: init as u32,
+                    scale,
+                })
             });
-            host_call(&mut c, "param", args)
+            host_call(&mut c, "param", call)
         },
     )?;
     l.func_wrap(m, "shape", |mut c: C<'_>, h: i64, out: i32, cap: i32| -> i32 {
-        let answer = (c.data_mut().host)("shape", json!([h]));
-        let Some(dims) = answer.get("shape").and_then(|s| s.as_array()).cloned() else {
-            c.data_mut().error = answer["error"].as_str().unwrap_or("shape failed").to_string();
-            return 0;
+        let dims = match (c.data_mut().host)(TensorCall::Shape { a: handle(h) }) {
+            TensorAnswer::Shape(d) => d,
+            TensorAnswer::Error(e) => {
+                c.data_mut().error = e;
+                return 0;
+            }
+            other => {
+                c.data_mut().error = format!("shape: the host answered {other:?}");
+                return 0;
+            }
         };
         if dims.len() > cap.max(0) as usize {
             c.data_mut().error = format!("shape buffer of {cap} too small for {} dims", dims.len());
             return 0;
         }
-        let bytes: Vec<u8> = dims.iter().flat_map(|d| (d.as_u64().unwrap_or(0) as u32).to_le_bytes()).collect();
+        let bytes: Vec<u8> = dims.iter().flat_map(|&d| (d as u32).to_le_bytes()).collect();
         match c.get_export("memory").and_then(|e| e.into_memory()) {
             Some(mem) if mem.write(&mut c, out as u32 as usize, &bytes).is_ok() => dims.len() as i32,
             _ => {
@@ -350,38 +370,45 @@ fn tensor_linker() -> Result<Linker<EncoderState>, wasmtime::Error> {
             }
         }
     })?;
-    l.func_wrap(m, "unary", |mut c: C<'_>, op: i32, a: i64| -> i64 { host_call(&mut c, "unary", Ok(json!([op, a]))) })?;
+    l.func_wrap(m, "unary", |mut c: C<'_>, op: i32, a: i64| -> i64 {
+        host_call(&mut c, "unary", Ok(TensorCall::Unary { op: op as u32, a: handle(a) }))
+    })?;
     l.func_wrap(m, "binary", |mut c: C<'_>, op: i32, a: i64, b: i64| -> i64 {
-        host_call(&mut c, "binary", Ok(json!([op, a, b])))
+        host_call(&mut c, "binary", Ok(TensorCall::Binary { op: op as u32, a: handle(a), b: handle(b) }))
     })?;
     l.func_wrap(m, "scalar", |mut c: C<'_>, op: i32, a: i64, v: f32| -> i64 {
-        host_call(&mut c, "scalar", Ok(json!([op, a, v])))
+        host_call(&mut c, "scalar", Ok(TensorCall::Scalar { op: op as u32, a: handle(a), v }))
     })?;
     l.func_wrap(m, "along", |mut c: C<'_>, op: i32, a: i64, dim: i32| -> i64 {
-        host_call(&mut c, "along", Ok(json!([op, a, dim])))
+        host_call(&mut c, "along", Ok(TensorCall::Along { op: op as u32, a: handle(a), dim: size(dim) }))
     })?;
     l.func_wrap(m, "reshape", |mut c: C<'_>, a: i64, shape: i32, ndim: i32| -> i64 {
-        let args = guest_u32s(&mut c, shape, ndim).map(|s| json!([a, s]));
-        host_call(&mut c, "reshape", args)
+        let call = guest_u32s(&mut c, shape, ndim)
+            .map(|s| TensorCall::Reshape { a: handle(a), shape: s.into_iter().map(|d| d as usize).collect() });
+        host_call(&mut c, "reshape", call)
     })?;
     l.func_wrap(m, "transpose", |mut c: C<'_>, a: i64, d0: i32, d1: i32| -> i64 {
-        host_call(&mut c, "transpose", Ok(json!([a, d0, d1])))
+        host_call(&mut c, "transpose", Ok(TensorCall::Transpose { a: handle(a), d0: size(d0), d1: size(d1) }))
     })?;
     l.func_wrap(m, "slice", |mut c: C<'_>, a: i64, dim: i32, start: i32, end: i32| -> i64 {
-        host_call(&mut c, "slice", Ok(json!([a, dim, start, end])))
+        let call = TensorCall::Slice { a: handle(a), dim: size(dim), start: size(start), end: size(end) };
+        host_call(&mut c, "slice", Ok(call))
     })?;
     l.func_wrap(m, "concat", |mut c: C<'_>, hs: i32, n: i32, dim: i32| -> i64 {
-        let args = guest_i64s(&mut c, hs, n).map(|h| json!([h, dim]));
-        host_call(&mut c, "concat", args)
+        let call = guest_i64s(&mut c, hs, n).map(|hs| TensorCall::Concat { hs, dim: size(dim) });
+        host_call(&mut c, "concat", call)
     })?;
     l.func_wrap(m, "linear", |mut c: C<'_>, x: i64, w: i64, b: i64| -> i64 {
-        host_call(&mut c, "linear", Ok(json!([x, w, b])))
+        host_call(&mut c, "linear", Ok(TensorCall::Linear { x: handle(x), w: handle(w), b: handle(b) }))
     })?;
     l.func_wrap(m, "layer_norm", |mut c: C<'_>, x: i64, g: i64, b: i64, eps: f32| -> i64 {
-        host_call(&mut c, "layer_norm", Ok(json!([x, g, b, eps])))
+        let call = TensorCall::LayerNorm { x: handle(x), gamma: handle(g), beta: handle(b), eps };
+        host_call(&mut c, "layer_norm", Ok(call))
     })?;
     l.func_wrap(m, "conv2d", |mut c: C<'_>, x: i64, w: i64, b: i64, stride: i32, pad: i32| -> i64 {
-        host_call(&mut c, "conv2d", Ok(json!([x, w, b, stride, pad])))
+        let call =
+            TensorCall::Conv2d { x: handle(x), w: handle(w), b: handle(b), stride: size(stride), padding: size(pad) };
+        host_call(&mut c, "conv2d", Ok(call))
     })?;
     // Debug output from the guest goes to the host's stderr, bounded.
     l.func_wrap(m, "log", |mut c: C<'_>, ptr: i32, len: i32| {

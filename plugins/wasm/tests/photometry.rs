@@ -4,7 +4,9 @@
 //! committed `.wasm` against its source (rebuilt when `ZIG_PYTHON` names a Python with
 //! `ziglang`), and the `astroclip-wasm-host serve` protocol.
 
-use std::io::{Read, Write};
+use std::io::Read;
+
+use astroclip_carrier_protocol::{PROTOCOL_VERSION, Reply, Request, read_frame, write_frame};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -102,28 +104,7 @@ fn the_committed_modules_are_built_from_their_sources() {
     }
 }
 
-fn frame(w: &mut impl Write, header: &str, payload: &[f32]) {
-    let bytes: Vec<u8> = payload.iter().flat_map(|v| v.to_le_bytes()).collect();
-    w.write_all(&(header.len() as u32).to_le_bytes()).unwrap();
-    w.write_all(header.as_bytes()).unwrap();
-    w.write_all(&(bytes.len() as u32).to_le_bytes()).unwrap();
-    w.write_all(&bytes).unwrap();
-    w.flush().unwrap();
-}
-
-fn reply(r: &mut impl Read) -> (String, Vec<f32>) {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len).unwrap();
-    let mut h = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut h).unwrap();
-    r.read_exact(&mut len).unwrap();
-    let mut p = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut p).unwrap();
-    (String::from_utf8(h).unwrap(), p.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
-}
-
-#[test]
-fn the_host_process_serves_batches_and_reports_the_failing_object() {
+fn serve() -> (std::process::Child, std::process::ChildStdin, std::process::ChildStdout) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_astroclip-wasm-host"))
         .arg("serve")
         .arg(dir())
@@ -131,26 +112,58 @@ fn the_host_process_serves_batches_and_reports_the_failing_object() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let (mut w, mut r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    let (w, r) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+    (child, w, r)
+}
+
+fn reply(r: &mut impl Read) -> (Reply, Vec<f32>) {
+    read_frame(r).unwrap().expect("a reply")
+}
+
+#[test]
+fn the_host_process_serves_batches_and_reports_the_failing_object() {
+    let (mut child, mut w, mut r) = serve();
+    write_frame(&mut w, &Request::Hello { protocol: PROTOCOL_VERSION }, &[]).unwrap();
     let (hello, _) = reply(&mut r);
-    assert!(hello.contains(r#""id":"photometry""#) && hello.contains(r#""version":"0.1.0""#), "{hello}");
+    assert_eq!(
+        hello,
+        Reply::Hello { protocol: PROTOCOL_VERSION, id: "photometry".into(), version: "0.1.0".into(), encoder: false }
+    );
     let batch: Vec<f32> =
         (0..3).flat_map(|k| [10.0 + k as f32, 20.0, 30.0, 25.0, 15.0, 100.0, 80.0, 20.0, 5.0, 2.0]).collect();
-    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &batch);
+    let tokenize = Request::Tokenize { shape: vec![2, 5], n: 3 };
+    write_frame(&mut w, &tokenize, &batch).unwrap();
     let (h, out) = reply(&mut r);
-    assert!(h.contains(r#""ok":true"#), "{h}");
+    assert!(matches!(h, Reply::Tokens { n: 3, .. }), "{h:?}");
     assert_eq!(out.len(), 30);
     let mut bad = batch.clone();
     bad[10 + 6] = -1.0; // object 1, ivar of band 1
-    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &bad);
-    let (h, _) = reply(&mut r);
-    assert!(h.contains(r#""index":1"#) && h.contains("band 1: ivar -1 must be positive"), "{h}");
+    write_frame(&mut w, &tokenize, &bad).unwrap();
+    match reply(&mut r).0 {
+        Reply::Failed { index: Some(1), error } => {
+            assert!(error.contains("band 1: ivar -1 must be positive"), "{error}")
+        }
+        other => panic!("{other:?}"),
+    }
     // Still serving after a refusal.
-    frame(&mut w, r#"{"op":"tokenize","shape":[2,5],"n":3}"#, &batch);
+    write_frame(&mut w, &tokenize, &batch).unwrap();
     let (_, again) = reply(&mut r);
     assert_eq!(again, out);
     drop(w);
     assert!(child.wait().unwrap().success());
+}
+
+/// Another protocol version is refused at the handshake, before the plugin is loaded.
+#[test]
+fn the_host_process_refuses_another_protocol_version() {
+    let (mut child, mut w, mut r) = serve();
+    write_frame(&mut w, &Request::Hello { protocol: PROTOCOL_VERSION + 1 }, &[]).unwrap();
+    match reply(&mut r).0 {
+        Reply::Failed { error, .. } => assert!(error.contains("different carrier protocols"), "{error}"),
+        other => panic!("{other:?}"),
+    }
+    drop(w);
+    child.wait().unwrap();
 }
 
 /// A C plugin written against `plugins/sdk/include/astroclip_plugin.h`, built with `zig cc`

@@ -154,7 +154,9 @@ fn imports_and_other_interface_versions_are_refused_at_load() {
 /// that hands the host a bad pointer gets an error, not a crash; the host keeps working.
 #[test]
 fn misbehaving_wasm_encoders_are_contained() {
-    let host = || -> astroclip_plugin_wasm::TensorHost { Box::new(|_op, _args| serde_json::json!({"h": 7})) };
+    let host = || -> astroclip_plugin_wasm::TensorHost {
+        Box::new(|_call| astroclip_carrier_protocol::TensorAnswer::Handle(7))
+    };
     let enc = |body: &str| {
         format!(
             r#"(module

@@ -1,5 +1,6 @@
-//! Test plugin: carries a toolchain fingerprint other than the host's, as a plugin built by
-//! another compiler would; the host must refuse it at load.
+//! Test plugin: carries the toolchain fingerprint of a plugin built for another target (and by
+//! another compiler, which alone would not matter: the tables are plain C ABI); the host must
+//! refuse it at load.
 use astroclip_plugin_sdk::{ArrayTokenizer, INTERFACE_VERSION, export_plugin};
 
 pub struct Never;
@@ -17,7 +18,7 @@ impl ArrayTokenizer for Never {
 
 export_plugin!(
     interface: INTERFACE_VERSION,
-    toolchain: "rustc 1.80.0 (051478957 2024-07-21) / x86_64-unknown-linux-gnu / abi v1",
+    toolchain: "rustc 1.80.0 (051478957 2024-07-21) / aarch64-apple-darwin / abi v1",
     id: "test-toolchain",
     version: "0.1.0",
     tokenizers: [Never]

@@ -2,86 +2,49 @@
 //!
 //! The trainer does not link wasmtime (in one cargo graph with burn it would rebuild burn with
 //! other features, and a process boundary also keeps a wasmtime failure away from a training
-//! run). `astroclip` spawns `astroclip-wasm-host serve <plugin dir>` and talks to it in frames
-//! on stdin/stdout:
-//!
-//! ```text
-//! frame   = u32 LE header length, header (JSON), u32 LE payload length, payload (f32 LE)
-//! request : {"op":"output_len","shape":[..]}
-//!           {"op":"tokenize","shape":[..],"n":N}    payload: N inputs of prod(shape) values
-//! reply   : {"ok":true,"len":L} | {"ok":true,"n":N} + N·L outputs
-//!           {"ok":false,"index":k,"error":"…"}      (k: the object that failed, if any)
-//! ```
-//! The first reply (before any request) describes the plugin: `{"ok":true,"id","version"}` or
-//! the load error. A trapped instance is replaced by a fresh one before the next request.
-//!
-//! Encoders (tensor interface 1.1): `{"op":"encode","input":h,"embed_dim":e}` runs the
-//! module's `encoder_forward`; each tensor operation it imports is forwarded to `astroclip` as
-//! `{"call": op, "args": [..]}` and the answer frame (`{"h": n}` / `{"shape": [..]}` /
-//! `{"error": ..}`) is returned to the guest; the final reply is `{"ok":true,"out":h}`.
+//! run). `astroclip` spawns `astroclip-wasm-host serve <plugin dir>` and talks to it in the
+//! typed frames of `astroclip_carrier_protocol` (one module both sides compile): a handshake
+//! on the protocol version, then tokenize batches or encoder forwards whose tensor operations
+//! are executed by the trainer. A trapped instance is replaced by a fresh one before the next
+//! request.
 //!
 //! `astroclip-wasm-host bench <plugin dir> --len L --n N` times the plugin in-process.
 
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufReader, BufWriter};
 use std::path::Path;
 use std::time::Instant;
 
+use astroclip_carrier_protocol::{
+    PROTOCOL_VERSION, Reply, Request, TensorAnswer, read_frame, version_mismatch, write_frame,
+};
 use astroclip_plugin_host::PluginDir;
 use astroclip_plugin_wasm::WasmPlugin;
 
-fn read_frame(r: &mut impl Read) -> std::io::Result<Option<(serde_json::Value, Vec<u8>)>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
-    }
-    let mut header = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut header)?;
-    r.read_exact(&mut len)?;
-    let mut payload = vec![0u8; u32::from_le_bytes(len) as usize];
-    r.read_exact(&mut payload)?;
-    let header = serde_json::from_slice(&header).map_err(|e| std::io::Error::other(format!("bad header: {e}")))?;
-    Ok(Some((header, payload)))
-}
-
-fn write_frame(w: &mut impl Write, header: &serde_json::Value, payload: &[u8]) -> std::io::Result<()> {
-    let h = serde_json::to_vec(header)?;
-    w.write_all(&(h.len() as u32).to_le_bytes())?;
-    w.write_all(&h)?;
-    w.write_all(&(payload.len() as u32).to_le_bytes())?;
-    w.write_all(payload)?;
-    w.flush()
-}
-
-fn shape_of(h: &serde_json::Value) -> Option<Vec<usize>> {
-    h.get("shape")?.as_array()?.iter().map(|v| v.as_u64().map(|x| x as usize)).collect()
-}
-
 type Io = std::sync::Arc<std::sync::Mutex<(BufReader<std::io::Stdin>, BufWriter<std::io::Stdout>)>>;
 
-/// `{"op":"encode","input":h,"embed_dim":e}`: runs the WASM encoder; each tensor call it makes
-/// goes to `astroclip` as `{"call": op, "args": [..]}` and waits for the answer frame.
-fn encode(plugin: &WasmPlugin, io: &Io, h: &serde_json::Value) -> serde_json::Value {
-    let (Some(input), Some(embed_dim)) = (h["input"].as_u64(), h["embed_dim"].as_u64()) else {
-        return serde_json::json!({"ok": false, "error": "encode needs input and embed_dim"});
-    };
+fn failed(error: impl Into<String>, index: Option<usize>) -> Reply {
+    Reply::Failed { error: error.into(), index }
+}
+
+/// [`Request::Encode`]: runs the WASM encoder; each tensor call it makes goes to `astroclip`
+/// as [`Reply::Tensor`] and waits for the [`Request::Answer`].
+fn encode(plugin: &WasmPlugin, io: &Io, input: u64, embed_dim: usize) -> Reply {
     let rpc = io.clone();
-    let host: astroclip_plugin_wasm::TensorHost = Box::new(move |op, args| {
+    let host: astroclip_plugin_wasm::TensorHost = Box::new(move |call| {
         let mut g = rpc.lock().unwrap_or_else(|p| p.into_inner());
         let (r, w) = &mut *g;
-        if write_frame(w, &serde_json::json!({"call": op, "args": args}), &[]).is_err() {
-            return serde_json::json!({"error": "the trainer closed the pipe"});
+        if write_frame(w, &Reply::Tensor { call }, &[]).is_err() {
+            return TensorAnswer::Error("the trainer closed the pipe".into());
         }
-        match read_frame(r) {
-            Ok(Some((answer, _))) => answer,
-            _ => serde_json::json!({"error": "the trainer closed the pipe"}),
+        match read_frame::<Request>(r) {
+            Ok(Some((Request::Answer { answer }, _))) => answer,
+            Ok(Some((other, _))) => TensorAnswer::Error(format!("expected a tensor answer, got {other:?}")),
+            _ => TensorAnswer::Error("the trainer closed the pipe".into()),
         }
     });
-    let result = plugin.encoder_session(host).and_then(|mut s| s.forward(input, embed_dim as usize));
-    match result {
-        Ok(out) => serde_json::json!({"ok": true, "out": out}),
-        Err(e) => serde_json::json!({"ok": false, "error": e.to_string()}),
+    match plugin.encoder_session(host).and_then(|mut s| s.forward(input, embed_dim)) {
+        Ok(out) => Reply::Encoded { out },
+        Err(e) => failed(e.to_string(), None),
     }
 }
 
@@ -90,13 +53,23 @@ fn serve(dir: &Path) -> std::io::Result<()> {
         BufReader::new(std::io::stdin()),
         BufWriter::new(std::io::stdout()),
     )));
-    let send = |v: &serde_json::Value, payload: &[u8]| -> std::io::Result<()> {
+    let send = |v: &Reply, payload: &[f32]| -> std::io::Result<()> {
         let mut g = io.lock().unwrap_or_else(|p| p.into_inner());
         write_frame(&mut g.1, v, payload)
     };
+    let recv = || -> std::io::Result<Option<(Request, Vec<f32>)>> {
+        let mut g = io.lock().unwrap_or_else(|p| p.into_inner());
+        read_frame(&mut g.0)
+    };
+    match recv()? {
+        Some((Request::Hello { protocol }, _)) if protocol == PROTOCOL_VERSION => {}
+        Some((Request::Hello { protocol }, _)) => return send(&failed(version_mismatch(protocol), None), &[]),
+        Some((other, _)) => return send(&failed(format!("expected the protocol handshake, got {other:?}"), None), &[]),
+        None => return Ok(()),
+    }
     let plugin = match PluginDir::open(dir).and_then(|d| WasmPlugin::load(&d)) {
         Ok(p) => p,
-        Err(e) => return send(&serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+        Err(e) => return send(&failed(e.to_string(), None), &[]),
     };
     // An encoder module imports the tensor interface; a tokenizer imports nothing.
     let mut session = if plugin.is_encoder() {
@@ -104,63 +77,57 @@ fn serve(dir: &Path) -> std::io::Result<()> {
     } else {
         match plugin.session() {
             Ok(s) => Some(s),
-            Err(e) => return send(&serde_json::json!({"ok": false, "error": e.to_string()}), &[]),
+            Err(e) => return send(&failed(e.to_string(), None), &[]),
         }
     };
-    send(
-        &serde_json::json!({"ok": true, "id": plugin.id, "version": plugin.version, "encoder": plugin.is_encoder()}),
-        &[],
-    )?;
-    loop {
-        let frame = {
-            let mut g = io.lock().unwrap_or_else(|p| p.into_inner());
-            read_frame(&mut g.0)?
+    let hello = Reply::Hello {
+        protocol: PROTOCOL_VERSION,
+        id: plugin.id.clone(),
+        version: plugin.version.clone(),
+        encoder: plugin.is_encoder(),
+    };
+    send(&hello, &[])?;
+    while let Some((request, payload)) = recv()? {
+        let (shape, n) = match request {
+            Request::Encode { input, embed_dim } => {
+                send(&encode(&plugin, &io, input, embed_dim), &[])?;
+                continue;
+            }
+            Request::OutputLen { shape } => (shape, None),
+            Request::Tokenize { shape, n } => (shape, Some(n)),
+            other => {
+                send(&failed(format!("unexpected request {other:?}"), None), &[])?;
+                continue;
+            }
         };
-        let Some((h, payload)) = frame else { break };
-        if h.get("op").and_then(|o| o.as_str()) == Some("encode") {
-            send(&encode(&plugin, &io, &h), &[])?;
-            continue;
-        }
         let Some(session) = session.as_mut() else {
-            send(
-                &serde_json::json!({"ok": false, "error": "this plugin is an encoder; it only answers `encode`"}),
-                &[],
-            )?;
-            continue;
-        };
-        let fail =
-            |index: Option<usize>, error: String| serde_json::json!({"ok": false, "index": index, "error": error});
-        let Some(shape) = shape_of(&h) else {
-            send(&fail(None, "request without a shape".into()), &[])?;
+            send(&failed("this plugin is an encoder; it only answers `encode`", None), &[])?;
             continue;
         };
         let mut trapped = false;
-        match h.get("op").and_then(|o| o.as_str()) {
-            Some("output_len") => match session.output_len(&shape) {
-                Ok(len) => send(&serde_json::json!({"ok": true, "len": len.unwrap_or(0)}), &[])?,
+        match n {
+            None => match session.output_len(&shape) {
+                Ok(len) => send(&Reply::Len { len }, &[])?,
                 Err(e) => {
                     trapped = true;
-                    send(&fail(None, e.to_string()), &[])?
+                    send(&failed(e.to_string(), None), &[])?
                 }
             },
-            Some("tokenize") => {
-                let n = h.get("n").and_then(|v| v.as_u64()).unwrap_or(0) as usize;
+            Some(n) => {
                 let per: usize = shape.iter().product();
-                let values: Vec<f32> =
-                    payload.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                if values.len() != n * per {
-                    send(&fail(None, format!("payload has {} values for {n} × {shape:?}", values.len())), &[])?;
+                if Some(payload.len()) != n.checked_mul(per) {
+                    send(&failed(format!("payload has {} values for {n} × {shape:?}", payload.len()), None), &[])?;
                     continue;
                 }
                 let len = match session.output_len(&shape) {
                     Ok(Some(l)) => l,
                     Ok(None) => {
-                        send(&fail(None, format!("the plugin does not take input shape {shape:?}")), &[])?;
+                        send(&failed(format!("the plugin does not take input shape {shape:?}"), None), &[])?;
                         continue;
                     }
                     Err(e) => {
                         *session = plugin.session().map_err(std::io::Error::other)?;
-                        send(&fail(None, e.to_string()), &[])?;
+                        send(&failed(e.to_string(), None), &[])?;
                         continue;
                     }
                 };
@@ -168,24 +135,20 @@ fn serve(dir: &Path) -> std::io::Result<()> {
                 let mut error = None;
                 for i in 0..n {
                     if let Err(e) =
-                        session.tokenize(&values[i * per..(i + 1) * per], &shape, &mut result[i * len..(i + 1) * len])
+                        session.tokenize(&payload[i * per..(i + 1) * per], &shape, &mut result[i * len..(i + 1) * len])
                     {
                         error = Some((i, e.to_string()));
                         break;
                     }
                 }
                 match error {
-                    None => {
-                        let bytes = astroclip_plugin_wasm::le_bytes(&result);
-                        send(&serde_json::json!({"ok": true, "n": n, "len": len}), &bytes)?
-                    }
+                    None => send(&Reply::Tokens { n, len }, &result)?,
                     Some((i, e)) => {
                         trapped = !e.contains("refused the input");
-                        send(&fail(Some(i), e), &[])?
+                        send(&failed(e, Some(i)), &[])?
                     }
                 }
             }
-            other => send(&fail(None, format!("unknown op {other:?}")), &[])?,
         }
         if trapped {
             // A trap may leave the instance's memory inconsistent: start a fresh one.
