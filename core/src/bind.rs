@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use astroclip_builtin::infonce::InfoNceConfig;
-use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, Probe, ProbeInput};
+use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, Probe};
 use astroclip_plugin_host::Installed;
 use astroclip_plugin_host::native::NativePlugin;
 use astroclip_registry::{Metric, NewRun, Registry};
@@ -27,7 +27,7 @@ use figment::Figment;
 use figment::providers::{Format, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{Embeddings, retrieval_recall};
+use crate::eval::{self, Embeddings, retrieval_recall};
 use crate::plugin_encoder::PluginEncoder;
 use crate::run::{self, RunOptions};
 use crate::wasm_client::WasmTokenizer;
@@ -419,36 +419,6 @@ fn gather(e: &[f32], dim: usize, idx: &[usize]) -> Vec<f32> {
     idx.iter().flat_map(|&i| e[i * dim..(i + 1) * dim].iter().copied()).collect()
 }
 
-fn knn_r2(
-    neighbours: &Embeddings,
-    queries: &Embeddings,
-    train: &[usize],
-    test: &[usize],
-    targets: &[(String, Vec<f32>)],
-    k: usize,
-) -> anyhow::Result<Vec<(String, f64)>> {
-    let tr = neighbours.select(train);
-    let te = queries.select(test);
-    let mut out = Vec::new();
-    for (name, y) in targets {
-        let y_train: Vec<f32> = train.iter().map(|&i| y[i]).collect();
-        let y_test: Vec<f32> = test.iter().map(|&i| y[i]).collect();
-        let mut probe = components::knn_probe(k);
-        probe.fit(ProbeInput::new(&tr.values, tr.n, tr.dim)?, &y_train)?;
-        let pred = probe.predict(ProbeInput::new(&te.values, te.n, te.dim)?)?;
-        out.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
-    }
-    Ok(out)
-}
-
-fn normalized(mut e: Embeddings) -> Embeddings {
-    for row in e.values.chunks_mut(e.dim) {
-        let n = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-        row.iter_mut().for_each(|v| *v /= n);
-    }
-    e
-}
-
 /// Per-column standardisation (for the raw-feature reference row).
 fn standardized(mut e: Embeddings, train: &[usize]) -> Embeddings {
     for c in 0..e.dim {
@@ -737,44 +707,41 @@ pub fn execute(
             let x = tensor(&tokens[start * f..end * f], end - start, f, &inner);
             values.extend(valid.try_encode(x)?.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))?);
         }
-        let phot_emb = normalized(Embeddings { n, dim, values });
-        let img = normalized(stored.image.clone());
-        let spec = normalized(stored.spectrum.clone());
+        let phot_emb = Embeddings { n, dim, values }.normalized();
+        let img = stored.image.clone().normalized();
+        let spec = stored.spectrum.clone().normalized();
         let raw = standardized(Embeddings { n, dim: f, values: tokens.clone() }, &train_idx);
 
-        let targets: Vec<(String, Vec<f32>)> = base_cfg
+        let targets: Vec<(String, &[f32])> = base_cfg
             .eval
             .properties
             .iter()
-            .map(|p| (p.clone(), source.truth_column(p).map(<[f32]>::to_vec).unwrap_or_default()))
-            .filter(|(_, v)| v.len() == n)
+            .filter_map(|p| source.truth_column(p).filter(|v| v.len() == n).map(|v| (p.clone(), v)))
             .collect();
-        let k = cfg.eval.k;
-        let r2 = vec![
-            ("photometry".to_string(), knn_r2(&phot_emb, &phot_emb, &train_idx, &test_idx, &targets, k)?),
-            ("photometry→image".to_string(), knn_r2(&img, &phot_emb, &train_idx, &test_idx, &targets, k)?),
-            ("photometry→spectrum".to_string(), knn_r2(&spec, &phot_emb, &train_idx, &test_idx, &targets, k)?),
-            ("raw photometry features".to_string(), knn_r2(&raw, &raw, &train_idx, &test_idx, &targets, k)?),
-            ("image (frozen)".to_string(), knn_r2(&img, &img, &train_idx, &test_idx, &targets, k)?),
-            ("spectrum (frozen)".to_string(), knn_r2(&spec, &spec, &train_idx, &test_idx, &targets, k)?),
+        let knn = || Ok(components::knn_probe(cfg.eval.k));
+        let row = |name: &str,
+                   neighbours: &Embeddings,
+                   queries: &Embeddings|
+         -> anyhow::Result<(String, Vec<(String, f64)>)> {
+            Ok((name.to_string(), eval::probe_r2(neighbours, queries, &train_idx, &test_idx, &targets, &knn)?))
+        };
+        let mut r2 = vec![
+            row("photometry", &phot_emb, &phot_emb)?,
+            row("photometry→image", &img, &phot_emb)?,
+            row("photometry→spectrum", &spec, &phot_emb)?,
+            row("raw photometry features", &raw, &raw)?,
+            row("image (frozen)", &img, &img)?,
+            row("spectrum (frozen)", &spec, &spec)?,
         ];
-        let mut r2 = r2;
         for spec in &cfg.eval.probe_plugins {
             let d = installed.resolve(spec).map_err(|e| anyhow::anyhow!("eval.probe_plugins: {e}"))?;
             let p = NativePlugin::load(&d)?;
             for (name, probe) in p.probes() {
-                let tr = phot_emb.select(&train_idx);
-                let te = phot_emb.select(&test_idx);
-                let mut row = Vec::new();
-                for (prop, y) in &targets {
-                    let mut probe = crate::plugin_probe::PluginProbe::new(probe)?;
-                    let y_train: Vec<f32> = train_idx.iter().map(|&i| y[i]).collect();
-                    let y_test: Vec<f32> = test_idx.iter().map(|&i| y[i]).collect();
-                    probe.fit(ProbeInput::new(&tr.values, tr.n, tr.dim)?, &y_train)?;
-                    let pred = probe.predict(ProbeInput::new(&te.values, te.n, te.dim)?)?;
-                    row.push((prop.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
-                }
-                r2.insert(1, (format!("photometry ({}/{name})", p.id), row));
+                let make = || -> Result<Box<dyn Probe>, astroclip_plugin_api::ComponentError> {
+                    Ok(Box::new(crate::plugin_probe::PluginProbe::new(probe)?))
+                };
+                let values = eval::probe_r2(&phot_emb, &phot_emb, &train_idx, &test_idx, &targets, &make)?;
+                r2.insert(1, (format!("photometry ({}/{name})", p.id), values));
             }
         }
         let (pt, it, st) = (phot_emb.select(&test_idx), img.select(&test_idx), spec.select(&test_idx));

@@ -43,7 +43,7 @@ pub struct ObjectiveConfig {
     /// `specformer-masked` (AstroCLIP stage 1: SpecFormer masked modelling), or a
     /// supervised baseline regressing `eval.properties`: `supervised-image`,
     /// `supervised-spectrum`, `supervised-photometry` (see `crate::supervised`).
-    pub kind: String,
+    pub kind: ObjectiveKind,
     /// MoCo: negatives kept in the queue (MoCo v2: 65536).
     pub queue_size: usize,
     /// MoCo: key-encoder momentum (MoCo v2: 0.999 over 200 epochs; short runs need less).
@@ -66,14 +66,44 @@ pub struct ObjectiveConfig {
     pub freeze_backbones: bool,
 }
 
-/// The values `objective.kind` accepts.
-pub const OBJECTIVES: &[&str] =
-    &["clip", "moco-v2", "specformer-masked", "supervised-image", "supervised-spectrum", "supervised-photometry"];
+/// What a run trains (`objective.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ObjectiveKind {
+    /// Image ↔ spectrum InfoNCE (AstroCLIP).
+    Clip,
+    /// Image-only momentum contrast (Stein et al. 2021).
+    MocoV2,
+    /// SpecFormer masked modelling (AstroCLIP stage 1).
+    SpecformerMasked,
+    SupervisedImage,
+    SupervisedSpectrum,
+    SupervisedPhotometry,
+}
+
+impl ObjectiveKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Clip => "clip",
+            Self::MocoV2 => "moco-v2",
+            Self::SpecformerMasked => "specformer-masked",
+            Self::SupervisedImage => "supervised-image",
+            Self::SupervisedSpectrum => "supervised-spectrum",
+            Self::SupervisedPhotometry => "supervised-photometry",
+        }
+    }
+}
+
+impl std::fmt::Display for ObjectiveKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 impl Default for ObjectiveConfig {
     fn default() -> Self {
         Self {
-            kind: "clip".into(),
+            kind: ObjectiveKind::Clip,
             queue_size: 4096,
             momentum: 0.99,
             temperature: 0.2,
@@ -354,17 +384,16 @@ impl ExperimentConfig {
         if self.loss.logit_scale <= 0.0 {
             return bad("loss.logit_scale", "must be positive".into());
         }
-        if !OBJECTIVES.contains(&self.objective.kind.as_str()) {
-            return bad("objective.kind", format!("{:?} is not one of {}", self.objective.kind, OBJECTIVES.join(", ")));
-        }
         let o = &self.objective;
-        if (!o.init_image.is_empty() || !o.init_spectrum.is_empty() || o.freeze_backbones) && o.kind != "clip" {
+        if (!o.init_image.is_empty() || !o.init_spectrum.is_empty() || o.freeze_backbones)
+            && o.kind != ObjectiveKind::Clip
+        {
             return bad(
                 "objective.init_image",
                 format!(
                     "pre-trained initialisation and frozen backbones are for objective.kind = \"clip\" (two-stage \
                      AstroCLIP), not {:?}",
-                    o.kind
+                    o.kind.as_str()
                 ),
             );
         }
@@ -390,7 +419,8 @@ impl ExperimentConfig {
                 }
             }
         }
-        if (o.kind == "specformer-masked" || !o.init_spectrum.is_empty()) && self.spectrum.encoder.name != "specformer"
+        if (o.kind == ObjectiveKind::SpecformerMasked || !o.init_spectrum.is_empty())
+            && self.spectrum.encoder.name != "specformer"
         {
             return bad(
                 "spectrum.encoder.name",
@@ -407,7 +437,7 @@ impl ExperimentConfig {
                 format!("is a setting of the built-in infonce, not of {:?}", self.loss.kind),
             );
         }
-        if self.objective.kind == "moco-v2" {
+        if self.objective.kind == ObjectiveKind::MocoV2 {
             if self.objective.queue_size < self.train.batch_size {
                 return bad(
                     "objective.queue_size",

@@ -36,7 +36,8 @@ impl Embeddings {
         Embeddings { n: idx.len(), dim: self.dim, values }
     }
 
-    fn normalized(mut self) -> Self {
+    /// Rows scaled to unit L2 norm.
+    pub fn normalized(mut self) -> Self {
         for row in self.values.chunks_mut(self.dim) {
             let norm = row.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
             row.iter_mut().for_each(|v| *v /= norm);
@@ -213,18 +214,32 @@ fn r2_row_with(
     input: &EvalInput<'_>,
     probe: &dyn Fn() -> Box<dyn astroclip_plugin_api::Probe>,
 ) -> Result<R2Row, EvalError> {
-    let train = neighbours.select(input.train_idx);
-    let test = queries.select(input.test_idx);
+    let r2 = probe_r2(neighbours, queries, input.train_idx, input.test_idx, &input.targets, &|| Ok(probe()))?;
+    Ok(R2Row { source: source.to_string(), r2 })
+}
+
+/// R² per target of a fresh probe (from `probe`) fitted on the `train` rows of `neighbours`
+/// and predicting the `test` rows of `queries`: every protocol of the evaluation (k-NN, MLP,
+/// plugin probes; in-modal and cross-modal) is this.
+pub fn probe_r2(
+    neighbours: &Embeddings,
+    queries: &Embeddings,
+    train: &[usize],
+    test: &[usize],
+    targets: &[(String, &[f32])],
+    probe: &dyn Fn() -> Result<Box<dyn astroclip_plugin_api::Probe>, astroclip_plugin_api::ComponentError>,
+) -> Result<Vec<(String, f64)>, EvalError> {
+    let (tr, te) = (neighbours.select(train), queries.select(test));
     let mut r2 = Vec::new();
-    for (name, values) in &input.targets {
-        let y_train: Vec<f32> = input.train_idx.iter().map(|&i| values[i]).collect();
-        let y_test: Vec<f32> = input.test_idx.iter().map(|&i| values[i]).collect();
-        let mut probe = probe();
-        probe.fit(ProbeInput::new(&train.values, train.n, train.dim)?, &y_train)?;
-        let pred = probe.predict(ProbeInput::new(&test.values, test.n, test.dim)?)?;
+    for (name, values) in targets {
+        let y_train: Vec<f32> = train.iter().map(|&i| values[i]).collect();
+        let y_test: Vec<f32> = test.iter().map(|&i| values[i]).collect();
+        let mut probe = probe()?;
+        probe.fit(ProbeInput::new(&tr.values, tr.n, tr.dim)?, &y_train)?;
+        let pred = probe.predict(ProbeInput::new(&te.values, te.n, te.dim)?)?;
         r2.push((name.clone(), astroclip_builtin::knn::r2_score(&y_test, &pred)));
     }
-    Ok(R2Row { source: source.to_string(), r2 })
+    Ok(r2)
 }
 
 /// The rows of one modality alone (single-modality models: no cross-modal row, no

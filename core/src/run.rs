@@ -306,82 +306,51 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
         artifact_root: t.home,
         stop_after: t.stop_after,
     };
-    match cfg.objective.kind.as_str() {
-        "moco-v2" => return moco_and_evaluate(t, setup, model.image, start_step, &run_dir),
-        "supervised-image" => {
-            return supervised_and_evaluate(t, setup, model.image, Modality::Image, start_step, &run_dir);
+    use crate::config::ObjectiveKind as K;
+    match cfg.objective.kind {
+        K::Clip => {
+            let model = two_stage_init(t, model, start_step)?;
+            fit_and_evaluate(t, setup, train::Clip::new(t.data), model, start_step, &run_dir)
         }
-        "supervised-spectrum" => {
-            return supervised_and_evaluate(t, setup, model.spectrum, Modality::Spectrum, start_step, &run_dir);
+        K::MocoV2 => {
+            use crate::ssl::train_moco::Moco;
+            let moco = Moco::new(&model.image, &cfg.objective, t.data.tokenizers.image_len(), cfg.train.seed)?;
+            fit_and_evaluate(t, setup, moco, Moco::pair(model.image), start_step, &run_dir)
         }
-        "supervised-photometry" => return photometry_baseline(t, &run_dir),
-        "specformer-masked" => {
+        K::SpecformerMasked => {
+            use crate::ssl::train_masked::{Masked, MaskedSpecFormer};
             let backbone = model.spectrum.into_specformer().map_err(|info| {
                 anyhow::anyhow!("objective.kind = \"specformer-masked\" trains a specformer, not {}", info.id)
             })?;
-            return masked_and_evaluate(t, setup, backbone, start_step, &run_dir);
+            let masked = Masked { mask: cfg.objective.mask, seed: cfg.train.seed };
+            fit_and_evaluate(t, setup, masked, MaskedSpecFormer::new(backbone, t.device), start_step, &run_dir)
         }
-        _ => {}
+        K::SupervisedImage => supervised_and_evaluate(t, setup, model.image, Modality::Image, start_step, &run_dir),
+        K::SupervisedSpectrum => {
+            supervised_and_evaluate(t, setup, model.spectrum, Modality::Spectrum, start_step, &run_dir)
+        }
+        K::SupervisedPhotometry => photometry_baseline(t, &run_dir),
     }
-    let model = two_stage_init(t, model, start_step)?;
-    let report = train::fit(setup, &mut train::Clip::new(t.data), model, start_step)?;
-    if report.stopped_at.is_some() {
-        return Ok((None, report.samples_per_sec));
-    }
-
-    let (image, spectrum) = eval::embed_all(&report.model, t.data, cfg.eval.batch_size, t.device)?;
-    let eval_report = evaluate_and_record(
-        t,
-        run_dir.as_path(),
-        Some(&image),
-        Some(&spectrum),
-        report.steps_run,
-        report.samples_per_sec,
-    )?;
-    Ok((Some(eval_report), report.samples_per_sec))
 }
 
-/// The image-only MoCo v2 baseline: trains the image encoder alone, then evaluates its
-/// embeddings with the same k-NN probe (the `image` row; there is no spectrum embedding).
-fn moco_and_evaluate(
+/// Trains `objective` and evaluates the embeddings of the trained model: the one path of every
+/// self-supervised objective (AstroCLIP, MoCo v2, masked SpecFormer).
+fn fit_and_evaluate<O: train::Embeds>(
     t: &TrainEval<'_>,
     setup: TrainSetup<'_>,
-    encoder: crate::encoders::Encoder,
+    mut objective: O,
+    model: O::Model,
     start_step: usize,
     run_dir: &Path,
 ) -> anyhow::Result<(Option<EvalReport>, f64)> {
-    let cfg = t.cfg;
-    use crate::ssl::train_moco::Moco;
-    let mut moco = Moco::new(&encoder, &cfg.objective, t.data.tokenizers.image_len(), cfg.train.seed)?;
-    let report = train::fit(setup, &mut moco, Moco::pair(encoder), start_step)?;
+    let report = train::fit(setup, &mut objective, model, start_step)?;
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
-    let image = eval::embed_images(&report.model.query, t.data, cfg.eval.batch_size, t.device)?;
-    let eval_report = evaluate_and_record(t, run_dir, Some(&image), None, report.steps_run, report.samples_per_sec)?;
-    Ok((Some(eval_report), report.samples_per_sec))
-}
-
-/// AstroCLIP stage 1: SpecFormer masked modelling, then the spectrum rows of its
-/// mean-pooled backbone tokens.
-fn masked_and_evaluate(
-    t: &TrainEval<'_>,
-    setup: TrainSetup<'_>,
-    backbone: astroclip_builtin::specformer::SpecFormer,
-    start_step: usize,
-    run_dir: &Path,
-) -> anyhow::Result<(Option<EvalReport>, f64)> {
-    use crate::ssl::train_masked;
-    let cfg = t.cfg;
-    let model = train_masked::MaskedSpecFormer::new(backbone, t.device);
-    let mut masked = train_masked::Masked { mask: cfg.objective.mask, seed: cfg.train.seed };
-    let report = train::fit(setup, &mut masked, model, start_step)?;
-    if report.stopped_at.is_some() {
-        return Ok((None, report.samples_per_sec));
-    }
-    let spectrum = train_masked::embed_spectra(&report.model.backbone, t.data, cfg.eval.batch_size, t.device)?;
-    let eval_report = evaluate_and_record(t, run_dir, None, Some(&spectrum), report.steps_run, report.samples_per_sec)?;
-    Ok((Some(eval_report), report.samples_per_sec))
+    let (image, spectrum) = objective.embed(&report.model, t.data, t.cfg.eval.batch_size, t.device)?;
+    let rate = report.samples_per_sec;
+    let eval_report = evaluate_and_record(t, run_dir, image.as_ref(), spectrum.as_ref(), report.steps_run, rate)?;
+    Ok((Some(eval_report), rate))
 }
 
 /// The newest checkpoint of pre-training run `id` (named by `key`), after checking that the

@@ -256,7 +256,7 @@ pub fn execute(
                 id
             }
             None => {
-                if cfg.objective.kind == "supervised-photometry" {
+                if cfg.objective.kind == crate::config::ObjectiveKind::SupervisedPhotometry {
                     eprintln!("{}: fitting (MLP per property on the photometry)", m.name);
                 } else {
                     eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);

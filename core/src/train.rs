@@ -17,6 +17,7 @@ use crate::components::Model;
 use crate::config::TrainConfig;
 use crate::data::loader::TokenBatch;
 use crate::dataset::TrainingData;
+use crate::eval::Embeddings;
 use astroclip_plugin_api::ContrastiveLoss;
 
 #[derive(Debug, thiserror::Error)]
@@ -407,6 +408,18 @@ pub trait Objective {
     }
 }
 
+/// An objective whose trained model is evaluated by its embeddings: `(image, spectrum)` of
+/// every object, `None` for a modality it does not embed.
+pub trait Embeds: Objective {
+    fn embed(
+        &self,
+        model: &Self::Model,
+        data: &TrainingData,
+        batch: usize,
+        device: &Device,
+    ) -> Result<(Option<Embeddings>, Option<Embeddings>), crate::data::DataError>;
+}
+
 /// What [`fit`] returns.
 pub struct Fitted<M> {
     pub model: M,
@@ -467,6 +480,19 @@ pub struct Clip {
 impl Clip {
     pub fn new(data: &TrainingData) -> Self {
         Self { lens: (data.tokenizers.image_len(), data.tokenizers.spectrum_len()) }
+    }
+}
+
+impl Embeds for Clip {
+    fn embed(
+        &self,
+        model: &Model,
+        data: &TrainingData,
+        batch: usize,
+        device: &Device,
+    ) -> Result<(Option<Embeddings>, Option<Embeddings>), crate::data::DataError> {
+        let (image, spectrum) = crate::eval::embed_all(model, data, batch, device)?;
+        Ok((Some(image), Some(spectrum)))
     }
 }
 

@@ -67,6 +67,19 @@ pub struct Masked {
     pub seed: u64,
 }
 
+impl crate::train::Embeds for Masked {
+    /// The backbone's mean-pooled tokens as spectrum embeddings (no image embedding).
+    fn embed(
+        &self,
+        model: &MaskedSpecFormer,
+        data: &TrainingData,
+        batch: usize,
+        device: &Device,
+    ) -> Result<(Option<Embeddings>, Option<Embeddings>), crate::data::DataError> {
+        Ok((None, Some(embed_spectra(&model.backbone, data, batch, device)?)))
+    }
+}
+
 impl Objective for Masked {
     type Model = MaskedSpecFormer;
 

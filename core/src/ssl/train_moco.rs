@@ -89,6 +89,19 @@ impl Moco {
     }
 }
 
+impl crate::train::Embeds for Moco {
+    /// The query encoder's image embeddings (no spectrum embedding).
+    fn embed(
+        &self,
+        model: &MocoPair,
+        data: &crate::dataset::TrainingData,
+        batch: usize,
+        device: &Device,
+    ) -> Result<(Option<crate::eval::Embeddings>, Option<crate::eval::Embeddings>), crate::data::DataError> {
+        Ok((Some(crate::eval::embed_images(&model.query, data, batch, device)?), None))
+    }
+}
+
 impl Objective for Moco {
     type Model = MocoPair;
 
