@@ -20,7 +20,7 @@ use astroclip_builtin::infonce::InfoNceConfig;
 use astroclip_plugin_api::{ComponentInfo, ComponentKind, ContrastiveLoss, Probe};
 use astroclip_plugin_host::Installed;
 use astroclip_plugin_host::native::NativePlugin;
-use astroclip_registry::{Metric, NewRun, Registry};
+use astroclip_registry::{Metric, Registry};
 use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use figment::Figment;
@@ -31,7 +31,7 @@ use crate::eval::{self, Embeddings, retrieval_recall};
 use crate::plugin_encoder::PluginEncoder;
 use crate::run::{self, RunOptions};
 use crate::wasm_client::WasmTokenizer;
-use crate::{components, config, device, train};
+use crate::{components, config, device, lifecycle, train};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -622,42 +622,28 @@ pub fn execute(
         ),
         ("plugins.encoder".to_string(), format!("{enc_id} {enc_version} sha256 {}", enc_dir.manifest.entry.sha256)),
     ];
-    let run_id = match &resumed {
-        Some(d) => {
-            let id = d.summary.id.clone();
-            for (key, now) in &plugin_params {
-                if let Some((_, then)) = d.params.iter().find(|(k, _)| k == key)
-                    && then != now
-                {
-                    bail!("run {id} was trained with {key} = {then}, but it is now {now}; resume refused");
-                }
-            }
-            registry.set_status(&id, "running", None)?;
-            id
-        }
-        None => {
-            let config_json = serde_json::to_value(&cfg)?;
-            let id = registry.create_run(&NewRun {
-                experiment: cfg.experiment.name.clone(),
-                name: format!("{}-into-{}", cfg.experiment.name, &base_id[..8.min(base_id.len())]),
-                config_json: config_json.to_string(),
-                git_commit: None,
-                data_hash: Some(hash.clone()),
-                components_json: serde_json::to_string(&component_infos)?,
-            })?;
-            let mut params = Vec::new();
-            run::flatten("", &config_json, &mut params);
-            params.push(("base.run_id".into(), base_id.clone()));
-            params.push(("run.device".into(), device_name.to_string()));
-            params.extend(plugin_params);
-            params.push(("modality.input_len".into(), f.to_string()));
-            registry.log_params(&id, &params)?;
-            id
-        }
-    };
+    let config_json = serde_json::to_value(&cfg)?;
+    let run_id = lifecycle::open(
+        &registry,
+        lifecycle::RunStart {
+            experiment: &cfg.experiment.name,
+            name: format!("{}-into-{}", cfg.experiment.name, &base_id[..8.min(base_id.len())]),
+            config: &config_json,
+            data_hash: &hash,
+            components: &component_infos,
+            params: vec![
+                ("base.run_id".into(), base_id.clone()),
+                ("run.device".into(), device_name.to_string()),
+                ("modality.input_len".into(), f.to_string()),
+            ],
+            pinned: plugin_params,
+        },
+        resumed.as_ref(),
+    )?;
 
     let run_dir = home.join("runs").join(&run_id);
-    let result = (|| -> anyhow::Result<Option<BindReport>> {
+    let resume_with = format!("astroclip bind --resume {run_id}");
+    let report = lifecycle::conclude(&registry, &run_id, &resume_with, || {
         let t = &cfg.train;
         let train_cfg = config::TrainConfig {
             steps: t.steps,
@@ -801,20 +787,7 @@ pub fn execute(
         std::fs::write(&eval_path, serde_json::to_string_pretty(&report)?)?;
         train::record_artifact(&registry, &run_id, home, &eval_path, "evaluation")?;
         Ok(Some(report))
-    })();
-    match result {
-        Ok(Some(r)) => {
-            registry.set_status(&run_id, "finished", None)?;
-            Ok(r)
-        }
-        Ok(None) => {
-            let hint = format!("stopped before the last step; continue with `astroclip bind --resume {run_id}`");
-            registry.set_status(&run_id, "killed", Some(&hint))?;
-            bail!("bind run {run_id} {hint}")
-        }
-        Err(e) => {
-            registry.set_status(&run_id, "failed", Some(&format!("{e:#}")))?;
-            Err(e.context(format!("bind run {run_id} failed (recorded in the registry)")))
-        }
-    }
+    })?;
+    report
+        .ok_or_else(|| anyhow::anyhow!("bind run {run_id} stopped before the last step; continue with `{resume_with}`"))
 }

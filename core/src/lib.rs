@@ -15,6 +15,7 @@ pub mod diff;
 pub mod encoders;
 pub mod eval;
 pub mod interrupt;
+pub mod lifecycle;
 pub mod model;
 pub mod perf;
 pub mod plot;

@@ -5,10 +5,9 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use astroclip_registry::{Metric, NewRun, Registry};
+use astroclip_registry::{Metric, Registry};
 use burn::module::Module;
 use burn::tensor::Device;
-use serde_json::Value;
 
 use crate::config::{self, CliOverrides, ExperimentConfig};
 use crate::eval::{self, EvalInput, EvalReport};
@@ -21,7 +20,7 @@ use crate::data::{self, ObjectSource};
 use crate::dataset::TrainingData;
 use crate::survey;
 use crate::train::{self, Checkpoints, TrainSetup};
-use crate::{components, device};
+use crate::{components, device, lifecycle};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -56,25 +55,6 @@ pub fn open_registry(home: &Path, location: Option<&str>) -> Result<Registry, as
         Some(l) => Registry::open_url(l),
         None => Registry::open(&registry_path(home)),
     }
-}
-
-/// Flattens a JSON object into `a.b.c = value` pairs (the run's params).
-pub fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>) {
-    match v {
-        Value::Object(map) => {
-            for (k, v) in map {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
-                flatten(&key, v, out);
-            }
-        }
-        Value::String(s) => out.push((prefix.to_string(), s.clone())),
-        other => out.push((prefix.to_string(), other.to_string())),
-    }
-}
-
-fn git_commit() -> Option<String> {
-    let out = std::process::Command::new("git").args(["rev-parse", "HEAD"]).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// Opens the data the configuration names, or synthesises the survey; returns it with the
@@ -177,54 +157,29 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
         cfg.eval.k,
     );
 
-    let run_id = match resume_id {
-        Some(id) => {
-            let detail = registry.run(&id)?;
-            if detail.summary.data_hash.as_deref() != Some(data_hash.as_str()) {
-                bail!(
-                    "run {id} was trained on data {:?}, but the data now hashes to {data_hash}; resume refused",
-                    detail.summary.data_hash
-                );
-            }
-            // A plugin component must be the very build the run was trained with.
-            for (key, now) in built.params() {
-                if let Some((_, then)) = detail.params.iter().find(|(k, _)| *k == key)
-                    && *then != now
-                {
-                    bail!(
-                        "run {id} was trained with {key} = {then}, but the installed plugin is {now}; install the \
-                         plugin the run used (`astroclip plugins add --replace`) to resume"
-                    );
-                }
-            }
-            registry.set_status(&id, "running", None)?;
-            id
-        }
-        None => {
-            let config_json = serde_json::to_value(&cfg)?;
-            let id = registry.create_run(&NewRun {
-                experiment: cfg.experiment.name.clone(),
-                name: format!("{}-{}", cfg.experiment.name, cfg.experiment.preset),
-                config_json: config_json.to_string(),
-                git_commit: git_commit(),
-                data_hash: Some(data_hash.clone()),
-                components_json: serde_json::to_string(&component_infos)?,
-            })?;
-            let mut params = Vec::new();
-            flatten("", &config_json, &mut params);
-            params.push(("run.device".into(), opts.device.clone()));
-            params.push(("data.format".into(), source.format().into()));
-            params.push(("data.objects".into(), source.len().to_string()));
-            params.push(("data.source".into(), source.describe()));
-            params.extend(built.params());
-            registry.log_params(&id, &params)?;
-            id
-        }
-    };
-    // A panic inside a component (a shape bug, a backend failure) must still leave the run
-    // marked failed with its message, not "running" forever.
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        train_and_evaluate(
+    let config_json = serde_json::to_value(&cfg)?;
+    let resumed = resume_id.map(|id| registry.run(&id)).transpose()?;
+    let run_id = lifecycle::open(
+        &registry,
+        lifecycle::RunStart {
+            experiment: &cfg.experiment.name,
+            name: format!("{}-{}", cfg.experiment.name, cfg.experiment.preset),
+            config: &config_json,
+            data_hash: &data_hash,
+            components: &component_infos,
+            params: vec![
+                ("run.device".into(), opts.device.clone()),
+                ("data.format".into(), source.format().into()),
+                ("data.objects".into(), source.len().to_string()),
+                ("data.source".into(), source.describe()),
+            ],
+            pinned: built.params(),
+        },
+        resumed.as_ref(),
+    )?;
+    let mut rate = 0.0;
+    let report = lifecycle::conclude(&registry, &run_id, &format!("astroclip run --resume {run_id}"), || {
+        let (report, r) = train_and_evaluate(
             &TrainEval {
                 cfg: &cfg,
                 registry: &registry,
@@ -238,33 +193,11 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
                 stop_after: opts.stop_after,
             },
             built.model,
-        )
-    }))
-    .unwrap_or_else(|panic| {
-        let msg = panic
-            .downcast_ref::<String>()
-            .cloned()
-            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-            .unwrap_or_else(|| "unknown panic".into());
-        Err(anyhow::anyhow!("internal error (panic): {msg}"))
-    });
-    match result {
-        Ok((report, rate)) => {
-            match &report {
-                Some(_) => registry.set_status(&run_id, "finished", None)?,
-                None => registry.set_status(
-                    &run_id,
-                    "killed",
-                    Some(&format!("stopped before the last step; continue with `astroclip run --resume {run_id}`")),
-                )?,
-            }
-            Ok(RunOutcome { run_id, report, train_samples_per_sec: rate, wall_secs: wall.elapsed().as_secs_f64() })
-        }
-        Err(e) => {
-            registry.set_status(&run_id, "failed", Some(&format!("{e:#}")))?;
-            Err(e.context(format!("run {run_id} failed (recorded in the registry)")))
-        }
-    }
+        )?;
+        rate = r;
+        Ok(report)
+    })?;
+    Ok(RunOutcome { run_id, report, train_samples_per_sec: rate, wall_secs: wall.elapsed().as_secs_f64() })
 }
 
 struct TrainEval<'a> {
