@@ -17,6 +17,7 @@ pub mod eval;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod model;
+pub mod objectives;
 pub mod perf;
 pub mod plot;
 pub mod plugin_encoder;

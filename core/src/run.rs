@@ -132,8 +132,7 @@ pub fn execute(opts: &RunOptions) -> anyhow::Result<RunOutcome> {
     } else {
         TrainingData::new(source.clone(), tokenizers, cfg.data.loader.clone(), cfg.data.on_bad, |_| {})?
     };
-    let (mut train_idx, mut test_idx) =
-        survey::split_indices(source.len(), cfg.data.test_fraction, cfg.data.split_seed);
+    let (mut train_idx, mut test_idx) = data::split_indices(source.len(), cfg.data.test_fraction, cfg.data.split_seed);
     let skipped: std::collections::BTreeSet<usize> = data.excluded().into_iter().map(|(i, _)| i).collect();
     if !skipped.is_empty() {
         tracing::warn!(skipped = skipped.len(), "objects left out under data.on_bad = \"skip\"");
@@ -246,12 +245,19 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
             fit_and_evaluate(t, setup, train::Clip::new(t.data), model, start_step, &run_dir)
         }
         K::MocoV2 => {
-            use crate::ssl::train_moco::Moco;
-            let moco = Moco::new(&model.image, &cfg.objective, t.data.tokenizers.image_len(), cfg.train.seed)?;
+            use crate::objectives::moco::{Moco, MocoConfig};
+            let o = &cfg.objective;
+            let settings = MocoConfig {
+                queue_size: o.queue_size,
+                momentum: o.momentum,
+                temperature: o.temperature,
+                augment: o.augment.clone(),
+            };
+            let moco = Moco::new(&model.image, settings, t.data.tokenizers.image_len(), cfg.train.seed)?;
             fit_and_evaluate(t, setup, moco, Moco::pair(model.image), start_step, &run_dir)
         }
         K::SpecformerMasked => {
-            use crate::ssl::train_masked::{Masked, MaskedSpecFormer};
+            use crate::objectives::masked::{Masked, MaskedSpecFormer};
             let backbone = model.spectrum.into_specformer().map_err(|info| {
                 anyhow::anyhow!("objective.kind = \"specformer-masked\" trains a specformer, not {}", info.id)
             })?;
@@ -353,7 +359,7 @@ fn two_stage_init(
     if !o.init_image.is_empty() {
         let (id, path) =
             pretrained_checkpoint(t, "objective.init_image", &o.init_image, "moco-v2", &["image", "model"])?;
-        let pair = crate::ssl::train_moco::MocoPair { query: model.image.clone(), key: model.image.clone() };
+        let pair = crate::objectives::moco::MocoPair { query: model.image.clone(), key: model.image.clone() };
         let pair = pair
             .try_load_file(&path)
             .map_err(|e| anyhow::anyhow!("objective.init_image: loading {}: {e}", path.display()))?;
@@ -371,7 +377,7 @@ fn two_stage_init(
         let backbone = model.spectrum.clone().into_specformer().map_err(|info| {
             anyhow::anyhow!("objective.init_spectrum loads a pre-trained specformer; spectrum.encoder is {}", info.id)
         })?;
-        let masked = crate::ssl::train_masked::MaskedSpecFormer::new(backbone, t.device);
+        let masked = crate::objectives::masked::MaskedSpecFormer::new(backbone, t.device);
         let masked = masked
             .try_load_file(&path)
             .map_err(|e| anyhow::anyhow!("objective.init_spectrum: loading {}: {e}", path.display()))?;

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use rust_hdf5::{H5Dataset, H5File};
 
 use super::{DataError, ObjectReader, ObjectSource, check_image, check_spectrum, display};
-use crate::survey::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS, Survey};
+use crate::data::catalog::Survey;
+use crate::data::grid::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS};
 
 const FORMAT: &str = "AstroCLIP HDF5";
 

@@ -2,7 +2,10 @@
 //! spectrograph arms that share its 0.8 Å lattice, and flux-conserving resampling for spectra
 //! on other grids.
 
-use crate::survey::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS};
+/// DESI spectrograph grid: 3600–9824 Å in 0.8 Å steps.
+pub const DESI_LAMBDA_MIN: f64 = 3600.0;
+pub const DESI_DLAMBDA: f64 = 0.8;
+pub const DESI_NBINS: usize = 7781;
 
 /// The 7781 bin centres 3600, 3600.8, …, 9824 Å.
 pub fn desi_grid() -> Vec<f64> {

@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::fits::FitsFile;
 use super::grid::{desi_grid, resample};
 use super::{DataError, ImageRecord, OnBad, SpectrumRecord};
-use crate::survey::Survey;
+use crate::data::catalog::Survey;
 
 /// The formats `detect` recognises.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -504,8 +504,8 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
         pixel_scale: images[pairs[0].1].pixel_scale as f32,
         images: Vec::with_capacity(n * s * s * spec.bands.len()),
         wavelength: desi_grid().iter().map(|&w| w as f32).collect(),
-        spectra: Vec::with_capacity(n * crate::survey::DESI_NBINS),
-        ivar: Vec::with_capacity(n * crate::survey::DESI_NBINS),
+        spectra: Vec::with_capacity(n * crate::data::grid::DESI_NBINS),
+        ivar: Vec::with_capacity(n * crate::data::grid::DESI_NBINS),
         truth: vec![("redshift".into(), Vec::with_capacity(n))],
         photometry: None,
         provenance: format!(

@@ -2,7 +2,7 @@
 //! safetensors file).
 
 use super::{DataError, ObjectReader, ObjectSource};
-use crate::survey::Survey;
+use crate::data::catalog::Survey;
 
 pub struct MemorySource {
     survey: Survey,
@@ -20,7 +20,7 @@ impl MemorySource {
 }
 
 impl ObjectSource for MemorySource {
-    fn photometry(&self) -> Option<&crate::survey::Photometry> {
+    fn photometry(&self) -> Option<&crate::data::catalog::Photometry> {
         self.survey.photometry.as_ref()
     }
     fn describe(&self) -> String {

@@ -6,6 +6,7 @@
 //! HDF5 file go through the same loader. See `docs/data.md` for the formats.
 
 pub mod astroclip_h5;
+pub mod catalog;
 pub mod crossmatch;
 pub mod desi;
 pub mod fits;
@@ -16,6 +17,7 @@ pub mod loader;
 pub mod memory;
 pub mod mmu;
 pub mod sdss;
+pub mod storage;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -119,7 +121,7 @@ pub trait ObjectSource: Send + Sync {
     /// Per-object truth/catalogue columns `(name, values)` (at least `redshift` when known).
     fn truth(&self) -> &[(String, Vec<f32>)];
     /// Broad-band photometry of the objects, when the source has it (the synthetic survey).
-    fn photometry(&self) -> Option<&crate::survey::Photometry> {
+    fn photometry(&self) -> Option<&crate::data::catalog::Photometry> {
         None
     }
     fn truth_column(&self, name: &str) -> Option<&[f32]> {
@@ -200,7 +202,7 @@ pub fn open_path(path: &Path) -> Result<Arc<dyn ObjectSource>, DataError> {
     match ext.as_str() {
         "h5" | "hdf5" => Ok(Arc::new(astroclip_h5::AstroClipH5::open(path)?)),
         "safetensors" => {
-            let s = crate::survey::storage::load(path)
+            let s = crate::data::storage::load(path)
                 .map_err(|e| DataError::Content { path: path.display().to_string(), detail: e.to_string() })?;
             Ok(Arc::new(memory::MemorySource::new(s, "survey-safetensors")))
         }
@@ -215,4 +217,19 @@ pub fn open_path(path: &Path) -> Result<Arc<dyn ObjectSource>, DataError> {
 
 pub(crate) fn display(p: &Path) -> String {
     p.display().to_string()
+}
+
+/// Random train/test split of `n` objects, deterministic in `seed`.
+pub fn split_indices(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
+    use rand::{Rng, SeedableRng};
+    let mut idx: Vec<usize> = (0..n).collect();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D51D);
+    for i in (1..n).rev() {
+        let j = rng.random_range(0..=i);
+        idx.swap(i, j);
+    }
+    let n_test = ((n as f64) * test_fraction).round() as usize;
+    let test = idx[..n_test].to_vec();
+    let train = idx[n_test..].to_vec();
+    (train, test)
 }

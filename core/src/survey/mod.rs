@@ -9,7 +9,6 @@ pub mod cosmology;
 pub mod population;
 pub mod render;
 pub mod sed;
-pub mod storage;
 pub mod templates;
 
 use rand::{Rng, SeedableRng};
@@ -23,27 +22,11 @@ use population::TableSampler;
 use sed::{ObservedSed, ab_mag};
 use templates::Templates;
 
-/// DESI spectrograph grid: 3600–9824 Å in 0.8 Å steps.
-pub const DESI_LAMBDA_MIN: f64 = 3600.0;
-pub const DESI_DLAMBDA: f64 = 0.8;
-pub const DESI_NBINS: usize = 7781;
-
-/// Names of the truth-catalogue columns, in storage order.
-pub const TRUTH_COLUMNS: [&str; 13] = [
-    "redshift",
-    "log_mass",
-    "log_ssfr",
-    "metallicity",
-    "age",
-    "bt_ratio",
-    "disk_re",
-    "bulge_re",
-    "axis_ratio",
-    "position_angle",
-    "mag_g",
-    "mag_r",
-    "mag_z",
-];
+/// The DESI grid the survey renders spectra on, the in-memory catalogue it fills and its
+/// `.safetensors` storage are defined with the data formats (`crate::data`).
+pub use crate::data::catalog::{Photometry, Survey, TRUTH_COLUMNS};
+pub use crate::data::grid::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS};
+pub use crate::data::storage;
 
 /// How to generate a synthetic survey.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -79,103 +62,11 @@ impl Default for SynthConfig {
     }
 }
 
-/// Paired observations of `n` objects, in AstroCLIP's array layout.
-#[derive(Debug, Clone)]
-pub struct Survey {
-    pub object_ids: Vec<String>,
-    pub bands: Vec<String>,
-    pub image_size: usize,
-    pub pixel_scale: f32,
-    /// `(n, size, size, bands)` nanomaggies.
-    pub images: Vec<f32>,
-    /// `(n_bins,)` Å, shared by all spectra.
-    pub wavelength: Vec<f32>,
-    /// `(n, n_bins)` 1e-17 erg/s/cm²/Å.
-    pub spectra: Vec<f32>,
-    pub ivar: Vec<f32>,
-    /// Truth catalogue: `(name, values)` per column.
-    pub truth: Vec<(String, Vec<f32>)>,
-    /// Free-form provenance (generator config, source file).
-    pub provenance: String,
-    /// Broad-band photometry of the same objects, when the source has it.
-    pub photometry: Option<Photometry>,
-}
-
-/// Broad-band fluxes with errors: `(n, bands)` row-major, nanomaggies.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Photometry {
-    pub bands: Vec<String>,
-    pub flux: Vec<f32>,
-    pub ivar: Vec<f32>,
-}
-
-impl Photometry {
-    pub fn row(&self, i: usize) -> (&[f32], &[f32]) {
-        let b = self.bands.len();
-        (&self.flux[i * b..(i + 1) * b], &self.ivar[i * b..(i + 1) * b])
-    }
-}
-
 /// 5σ depths (AB) of the synthetic photometry: Legacy Survey DR9 g, r, z (Dey et al. 2019)
 /// and unWISE W1, W2 (Schlafly et al. 2019, Vega→AB +2.70/+3.34), rounded.
 pub const PHOTOMETRY_DEPTH_5SIGMA: [f64; 5] = [24.0, 23.4, 22.5, 20.3, 19.6];
 /// Relative calibration floor added in quadrature to the photometric errors.
 pub const PHOTOMETRY_CALIBRATION: f64 = 0.01;
-
-impl Survey {
-    pub fn len(&self) -> usize {
-        self.object_ids.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.object_ids.is_empty()
-    }
-
-    pub fn image_len(&self) -> usize {
-        self.image_size * self.image_size * self.bands.len()
-    }
-
-    pub fn image(&self, i: usize) -> &[f32] {
-        &self.images[i * self.image_len()..(i + 1) * self.image_len()]
-    }
-
-    pub fn spectrum(&self, i: usize) -> (&[f32], &[f32]) {
-        let l = self.wavelength.len();
-        (&self.spectra[i * l..(i + 1) * l], &self.ivar[i * l..(i + 1) * l])
-    }
-
-    pub fn truth_column(&self, name: &str) -> Option<&[f32]> {
-        self.truth.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_slice())
-    }
-
-    /// SHA-256 over every array and id, in a fixed order: the run's data hash.
-    pub fn content_hash(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for id in &self.object_ids {
-            h.update(id.as_bytes());
-            h.update([0]);
-        }
-        for b in &self.bands {
-            h.update(b.as_bytes());
-        }
-        for arr in [&self.images, &self.wavelength, &self.spectra, &self.ivar] {
-            h.update(bytemuck::cast_slice(arr));
-        }
-        for (name, col) in &self.truth {
-            h.update(name.as_bytes());
-            h.update(bytemuck::cast_slice(col));
-        }
-        if let Some(p) = &self.photometry {
-            for b in &p.bands {
-                h.update(b.as_bytes());
-            }
-            h.update(bytemuck::cast_slice(&p.flux));
-            h.update(bytemuck::cast_slice(&p.ivar));
-        }
-        hex::encode(h.finalize())
-    }
-}
 
 fn galaxy_rng(seed: u64, index: u64) -> ChaCha8Rng {
     // SplitMix64 of (seed, index) so neighbouring seeds give unrelated streams.
@@ -360,20 +251,6 @@ pub fn synthesize(cfg: &SynthConfig, progress: impl Fn(usize) + Sync) -> Survey 
         ),
         photometry: Some(phot),
     }
-}
-
-/// Random train/test split of `n` objects, deterministic in `seed`.
-pub fn split_indices(n: usize, test_fraction: f64, seed: u64) -> (Vec<usize>, Vec<usize>) {
-    let mut idx: Vec<usize> = (0..n).collect();
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x05EE_D51D);
-    for i in (1..n).rev() {
-        let j = rng.random_range(0..=i);
-        idx.swap(i, j);
-    }
-    let n_test = ((n as f64) * test_fraction).round() as usize;
-    let test = idx[..n_test].to_vec();
-    let train = idx[n_test..].to_vec();
-    (train, test)
 }
 
 #[cfg(test)]

@@ -2,9 +2,9 @@
 //! the same image encoder, data, step count and batch size as an AstroCLIP run, so that the
 //! two image embeddings can be compared at equal budget by the same k-NN probe.
 //!
-//! Each step: two augmented views of every image in the batch ([`super::augment`]), query
+//! Each step: two augmented views of every image in the batch ([`crate::ssl::augment`]), query
 //! embeddings from the trained encoder, key embeddings from its momentum copy (no gradient),
-//! the InfoNCE loss against the key and the queue of earlier keys ([`super::moco`]), an AdamW
+//! the InfoNCE loss against the key and the queue of earlier keys ([`crate::ssl::moco`]), an AdamW
 //! step with the run's schedule, the momentum update, and the keys enqueued. Checkpoints hold
 //! both encoders, the optimizer state and the queue, so a run resumes exactly.
 
@@ -16,10 +16,9 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-use super::augment::augment;
-use super::moco::{Queue, detached_copy, loss, momentum_update};
-use crate::config::ObjectiveConfig;
 use crate::data::loader::TokenBatch;
+use crate::ssl::augment::augment;
+use crate::ssl::moco::{Queue, detached_copy, loss, momentum_update};
 use crate::train::{Objective, TrainError};
 
 /// The trained encoder and its momentum copy (no gradient), checkpointed together.
@@ -56,10 +55,19 @@ fn load_queue(path: &std::path::Path, k: usize, dim: usize) -> Result<Queue, Str
     Ok(Queue::from_parts(values, k, dim, ptr))
 }
 
+/// MoCo v2's settings (`objective.queue_size`, `momentum`, `temperature`, `augment`).
+#[derive(Debug, Clone)]
+pub struct MocoConfig {
+    pub queue_size: usize,
+    pub momentum: f64,
+    pub temperature: f64,
+    pub augment: crate::ssl::augment::AugmentConfig,
+}
+
 /// MoCo v2 as an [`Objective`]: the queue, the views' augmentations and the keys of the step
 /// in flight (enqueued after the optimizer step).
 pub struct Moco {
-    cfg: ObjectiveConfig,
+    cfg: MocoConfig,
     seed: u64,
     queue: Queue,
     /// Values per image and the side of the `(3, side, side)` input.
@@ -70,7 +78,7 @@ pub struct Moco {
 
 impl Moco {
     /// The objective for `encoder` on images of `il` values (`(3, S, S)` inputs only).
-    pub fn new(encoder: &Encoder, ocfg: &ObjectiveConfig, il: usize, seed: u64) -> Result<Self, TrainError> {
+    pub fn new(encoder: &Encoder, ocfg: MocoConfig, il: usize, seed: u64) -> Result<Self, TrainError> {
         let side = ((il / 3) as f64).sqrt().round() as usize;
         if 3 * side * side != il {
             return Err(TrainError::Checkpoint {
@@ -79,7 +87,7 @@ impl Moco {
             });
         }
         let queue = Queue::new(ocfg.queue_size, encoder.embed_dim(), seed ^ 0x6d6f_636f);
-        Ok(Self { cfg: ocfg.clone(), seed, queue, il, side, keys: Vec::new() })
+        Ok(Self { cfg: ocfg, seed, queue, il, side, keys: Vec::new() })
     }
 
     /// The trained pair: the encoder and its momentum copy (no gradient).

@@ -1,9 +1,9 @@
 //! SpecFormer masked-modelling pre-training, AstroCLIP's stage 1 (`objective.kind =
 //! "specformer-masked"`): every spectrum's token sequence gets `mask.num_chunks` chunks of
-//! `mask.chunk_width` tokens zeroed ([`super::masking::mask_sequence`]), the SpecFormer
+//! `mask.chunk_width` tokens zeroed ([`crate::ssl::masking::mask_sequence`]), the SpecFormer
 //! backbone reads the masked sequence, a linear layer maps each output token back to token
 //! values, and the loss is the mean squared error over the masked entries
-//! ([`super::masking::masked_mse`]). Same budget and optimiser as every other objective.
+//! ([`crate::ssl::masking::masked_mse`]). Same budget and optimiser as every other objective.
 //!
 //! Reference: AstroCLIP `astroclip/models/specformer.py` (`SpecFormer.forward`: the
 //! reconstruction head `nn.Linear(embed_dim, input_dim)` on the final-norm tokens;
@@ -20,10 +20,10 @@ use burn::tensor::{Device, Tensor, TensorData};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use super::masking::{MaskConfig, mask_sequence, masked_mse};
 use crate::data::loader::TokenBatch;
 use crate::dataset::TrainingData;
 use crate::eval::Embeddings;
+use crate::ssl::masking::{MaskConfig, mask_sequence, masked_mse};
 use crate::train::{Objective, TrainError};
 
 /// The SpecFormer backbone with AstroCLIP's reconstruction head.

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
-use super::Survey;
+use super::catalog::Survey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
@@ -101,7 +101,7 @@ pub fn load(path: &Path) -> Result<Survey, StorageError> {
     }
     let mut truth = Vec::new();
     let mut names: Vec<&str> = st.names().into_iter().filter_map(|k| k.strip_prefix("truth.")).collect();
-    names.sort_by_key(|name| super::TRUTH_COLUMNS.iter().position(|c| c == name).unwrap_or(usize::MAX));
+    names.sort_by_key(|name| super::catalog::TRUTH_COLUMNS.iter().position(|c| c == name).unwrap_or(usize::MAX));
     for name in names {
         let (shape, col) = get(&format!("truth.{name}"))?;
         if shape != [n] {
@@ -121,7 +121,7 @@ pub fn load(path: &Path) -> Result<Survey, StorageError> {
                     bands.len()
                 )));
             }
-            Some(super::Photometry { bands, flux, ivar })
+            Some(super::catalog::Photometry { bands, flux, ivar })
         }
     };
     Ok(Survey {
