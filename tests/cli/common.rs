@@ -1,6 +1,5 @@
 //! Helpers shared by the end-to-end test files: the `astroclip` binary with a clean
 //! environment, the repository root, output text and JSON, the tiny configuration.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -54,4 +53,39 @@ pub const TINY: &[&str] = &[
 pub fn json(o: &Output) -> serde_json::Value {
     assert!(o.status.success(), "{}", text(o));
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("bad JSON ({e}): {}", text(o)))
+}
+
+/// `run` against a given registry (`--registry`: a PostgreSQL URL) instead of `<home>/registry.db`.
+pub fn runr(home: &Path, registry: Option<&str>, args: &[&str]) -> Output {
+    let mut c = bin();
+    c.arg("--home").arg(home);
+    if let Some(r) = registry {
+        c.arg("--registry").arg(r);
+    }
+    c.args(args).output().expect("spawn astroclip")
+}
+
+/// The registries a registry test runs against: the default SQLite file, and a fresh database
+/// on the PostgreSQL server named by `ASTROCLIP_TEST_POSTGRES` (an admin URL; `scripts/test.sh`
+/// starts Debian's PostgreSQL on loopback). `ASTROCLIP_REQUIRE_POSTGRES=1` makes its absence
+/// a failure.
+pub fn registries() -> Vec<Option<String>> {
+    let mut out = vec![None];
+    match std::env::var("ASTROCLIP_TEST_POSTGRES") {
+        Ok(admin) if !admin.is_empty() => {
+            let name = format!("cli_{}", uuid_like());
+            out.push(Some(astroclip_registry::create_postgres_database(&admin, &name).unwrap()));
+        }
+        _ => assert!(
+            std::env::var("ASTROCLIP_REQUIRE_POSTGRES").is_err(),
+            "ASTROCLIP_REQUIRE_POSTGRES is set but ASTROCLIP_TEST_POSTGRES is not"
+        ),
+    }
+    out
+}
+
+pub fn uuid_like() -> String {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    format!("{}_{t}", std::process::id())
 }

@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use burn::optim::{AdamWConfig, GradientsParams};
 
-use crate::config::{self, CliOverrides};
-use crate::data::loader::{LoaderConfig, Plan, Prefetcher, TokenizerPair};
-use crate::data::{self, OnBad};
-use crate::{components, device, train};
+use astroclip_core::config::{self, CliOverrides};
+use astroclip_core::data::loader::{LoaderConfig, Plan, Prefetcher, TokenizerPair};
+use astroclip_core::data::{self, OnBad};
+use astroclip_core::{components, device, train};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct LoaderBenchArgs {

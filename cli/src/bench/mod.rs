@@ -33,14 +33,16 @@
 //! A model is reused when a finished run's recorded configuration equals the model's resolved
 //! configuration apart from the `experiment` section (name and description).
 
+pub mod perf;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use astroclip_registry::{Metric, NewRun, Registry};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{self, CliOverrides, ExperimentConfig};
-use crate::run::{self, RunOptions};
+use astroclip_core::config::{self, CliOverrides, ExperimentConfig};
+use astroclip_core::run::{self, RunOptions};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,7 +60,9 @@ pub struct SuiteSection {
     pub experiment: String,
     #[serde(default)]
     pub set: Vec<String>,
+    /// Shown in the file only (documentation of the bench).
     #[serde(default)]
+    #[allow(dead_code)]
     pub description: String,
 }
 
@@ -256,7 +260,7 @@ pub fn execute(
                 id
             }
             None => {
-                if cfg.objective.kind == crate::config::ObjectiveKind::SupervisedPhotometry {
+                if cfg.objective.kind == astroclip_core::config::ObjectiveKind::SupervisedPhotometry {
                     eprintln!("{}: fitting (MLP per property on the photometry)", m.name);
                 } else {
                     eprintln!("{}: training ({} steps of {})", m.name, cfg.train.steps, cfg.train.batch_size);
@@ -380,7 +384,7 @@ fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String
             continue;
         }
         let d = reg.run(&r.id)?;
-        if let Ok(old) = crate::config::from_stored(&d.config)
+        if let Ok(old) = astroclip_core::config::from_stored(&d.config)
             && same_model(&old, cfg)
         {
             return Ok(Some(r.id));
@@ -430,9 +434,50 @@ fn record(reg: &Registry, suite: &SuiteFile, table: &SuiteTable, home: &Path, md
     reg.log_metrics(&id, &metrics)?;
     let html = md.with_extension("html");
     for (f, kind) in [(md, "bench-table"), (html.as_path(), "bench-report")] {
-        crate::train::record_artifact(reg, &id, home, f, kind)?;
+        astroclip_core::train::record_artifact(reg, &id, home, f, kind)?;
     }
     reg.set_status(&id, "finished", None)?;
+    Ok(())
+}
+
+/// `astroclip bench <file>` or `astroclip bench perf`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[command(subcommand)]
+    command: Option<BenchCommand>,
+    /// Bench TOML.
+    #[arg(required = true)]
+    suite: Option<PathBuf>,
+    /// Compute device: flex, tch or tch-cuda:N.
+    #[arg(long, default_value = "flex")]
+    device: String,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Speed of the platform itself: training step and embedding throughput per preset and
+    /// backend against the same model in PyTorch, and the k-NN probe against scikit-learn, on
+    /// this machine in one run.
+    Perf(perf::PerfArgs),
+}
+
+pub fn execute_command(args: BenchArgs, home: &Path, registry: Option<&str>) -> anyhow::Result<()> {
+    if let Some(BenchCommand::Perf(args)) = args.command {
+        let report = perf::execute(&args)?;
+        let md = report.markdown();
+        print!("{md}");
+        let dir = home.join("bench");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("perf.md"), &md)?;
+        std::fs::write(dir.join("perf.json"), serde_json::to_string_pretty(&report)?)?;
+        println!("\nsaved {}", dir.join("perf.md").display());
+        return Ok(());
+    }
+    let suite = args.suite.ok_or_else(|| anyhow::anyhow!("bench needs a bench TOML or `perf`"))?;
+    let (table, md) = execute(&suite, home, registry, &args.device)?;
+    println!("{}: R² on held-out galaxies (zero-shot k-NN, few-shot MLP, supervised)\n", table.name);
+    print!("{}", table.markdown());
+    println!("\nsaved {} (and .html); recorded as experiment {}-table", md.display(), table.name);
     Ok(())
 }
 

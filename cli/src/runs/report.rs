@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::Context;
 use astroclip_registry::{Registry, RunDetail};
 
-use crate::plot::{Chart, Series};
+use crate::runs::plot::{Chart, Series};
 
 fn esc(s: &str) -> String {
     s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
@@ -118,7 +118,7 @@ fn cutout_png(img: &[f32], size: usize) -> Vec<u8> {
             px[p * 3 + c] = (v.clamp(0.0, 1.0) * 255.0) as u8;
         }
     }
-    crate::plot::encode_rgb_png(size, size, &px)
+    crate::runs::plot::encode_rgb_png(size, size, &px)
 }
 
 /// A spectrum as a small inline SVG (binned to ~300 points).
@@ -193,7 +193,7 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
     h.push_str("</table>");
     // Diff.
     if details.len() > 1 {
-        let d = crate::diff::diff(reg, ids, false)?;
+        let d = crate::runs::diff::diff(reg, ids, false)?;
         let _ = write!(h, "<h2>Diff</h2><pre id=\"diff\">{}</pre>", esc(&d.table(false)));
     }
     // Curves.
@@ -258,9 +258,9 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
                 return Ok(finish(h));
             }
         };
-        let cfg = crate::config::from_stored(&d.config)
+        let cfg = astroclip_core::config::from_stored(&d.config)
             .with_context(|| format!("run {} has an unreadable stored configuration", d.summary.id))?;
-        let (source, _) = crate::run::load_source(&cfg)?;
+        let (source, _) = astroclip_core::run::load_source(&cfg)?;
         let z = source.truth_column("redshift").map(<[f32]>::to_vec);
         let test: Vec<usize> = emb.test.iter().copied().take(1000).collect();
         if let (Some(z), false) = (z, test.is_empty()) {

@@ -29,8 +29,8 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use crate::config::{self, CliOverrides, ExperimentConfig};
-use crate::{components, device};
+use astroclip_core::config::{self, CliOverrides, ExperimentConfig};
+use astroclip_core::{components, device};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PerfArgs {
@@ -168,7 +168,7 @@ fn preset_config(args: &PerfArgs, preset: &str) -> anyhow::Result<ExperimentConf
 
 /// The training step and embedding throughput of one preset on one backend.
 fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::Result<StepRow> {
-    let (image_tok, spectrum_tok) = components::tokenizers(cfg, crate::survey::DESI_NBINS)?;
+    let (image_tok, spectrum_tok) = components::tokenizers(cfg, astroclip_core::survey::DESI_NBINS)?;
     let shape = spectrum_tok.output_shape();
     let dev = device::parse(backend)?;
     dev.seed(0);
@@ -217,7 +217,8 @@ fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::
 }
 
 fn time_torch(cfg: &ExperimentConfig, py: &Path, threads: usize, args: &PerfArgs) -> Result<StepRow, String> {
-    let (_, spectrum_tok) = components::tokenizers(cfg, crate::survey::DESI_NBINS).map_err(|e| e.to_string())?;
+    let (_, spectrum_tok) =
+        components::tokenizers(cfg, astroclip_core::survey::DESI_NBINS).map_err(|e| e.to_string())?;
     let shape = spectrum_tok.output_shape();
     let (Some(img), Some(sp)) = (
         cfg.image.encoder.settings_of::<astroclip_builtin::resnet::ResNetEncoder>(),

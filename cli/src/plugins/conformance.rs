@@ -370,7 +370,7 @@ impl ArrayTokenizerUnderTest for NativeTok {
     }
 }
 
-struct WasmTok(crate::wasm_client::WasmTokenizer, String);
+struct WasmTok(astroclip_core::wasm_client::WasmTokenizer, String);
 
 impl ArrayTokenizerUnderTest for WasmTok {
     fn name(&self) -> String {
@@ -389,8 +389,8 @@ impl ArrayTokenizerUnderTest for WasmTok {
 
 /// The kit on the first-party components, through the same checks as plugins.
 pub fn test_builtins(report: &mut Report) -> anyhow::Result<()> {
-    let cfg = crate::config::ExperimentConfig::preset("quickstart").expect("quickstart preset");
-    let (image, spectrum) = crate::components::tokenizers(&cfg, crate::survey::DESI_NBINS)?;
+    let cfg = astroclip_core::config::ExperimentConfig::preset("quickstart").expect("quickstart preset");
+    let (image, spectrum) = astroclip_core::components::tokenizers(&cfg, astroclip_core::survey::DESI_NBINS)?;
     let (ishape, sl) = (image.output_shape(), spectrum.output_shape());
     let il = ishape.iter().product::<usize>();
     check_tokenizer(&mut BuiltinTokenizer(image), 2000, report);
@@ -401,7 +401,7 @@ pub fn test_builtins(report: &mut Report) -> anyhow::Result<()> {
         choice.settings.insert("dropout".into(), 0.0.into());
     }
     // The built-in components only: no plugin home.
-    let model = crate::components::model(&cfg_eval, &ishape, &sl, std::path::Path::new(""), &device)?.model;
+    let model = astroclip_core::components::model(&cfg_eval, &ishape, &sl, std::path::Path::new(""), &device)?.model;
     let e = cfg.model.embed_dim;
     check_encoder(&model.image.info().id, &model.image, |m, x| Ok(m.encode(x)), il, e, &device, report);
     check_encoder(
@@ -414,7 +414,7 @@ pub fn test_builtins(report: &mut Report) -> anyhow::Result<()> {
         report,
     );
     check_loss(&model.loss.info().id, &model.loss, &device, report);
-    check_probe(crate::components::knn_probe(8).as_mut(), report);
+    check_probe(astroclip_core::components::knn_probe(8).as_mut(), report);
     Ok(())
 }
 
@@ -474,7 +474,7 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
             }
             let device = Device::flex().autodiff();
             for (name, _, enc) in encs {
-                match crate::plugin_encoder::PluginEncoder::init(enc, input_len, 8, &device) {
+                match astroclip_core::plugin_encoder::PluginEncoder::init(enc, input_len, 8, &device) {
                     Ok(e) => check_encoder(
                         &format!("{}/{name}", dir.id()),
                         &e,
@@ -490,19 +490,19 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
                 }
             }
             for (name, p) in probes {
-                match crate::plugin_probe::PluginProbe::new(p) {
+                match astroclip_core::plugin_probe::PluginProbe::new(p) {
                     Ok(mut probe) => check_probe(&mut probe, report),
                     Err(e) => report.push(&format!("probe {name}"), "creates a probe", false, e.to_string()),
                 }
             }
             for (name, l) in losses {
-                match crate::plugin_encoder::PluginLoss::init(l, 16, &device) {
+                match astroclip_core::plugin_encoder::PluginLoss::init(l, 16, &device) {
                     Ok(loss) => check_loss(&format!("{}/{name}", dir.id()), &loss, &device, report),
                     Err(e) => report.push(&format!("loss {name}"), "evaluates on a (4, 16) pair", false, e.to_string()),
                 }
             }
         }
-        Carrier::Wasm => match crate::wasm_client::WasmTokenizer::spawn(&dir.dir) {
+        Carrier::Wasm => match astroclip_core::wasm_client::WasmTokenizer::spawn(&dir.dir) {
             Ok(t) if t.is_encoder => {
                 report.push(
                     &who,
@@ -512,7 +512,7 @@ pub fn test_plugin(spec: &str, home: &std::path::Path, input_len: usize, report:
                 );
                 let device = Device::flex().autodiff();
                 let name = format!("{} (wasm)", dir.id());
-                match crate::plugin_encoder::PluginEncoder::init_wasm(t, &modality, input_len, 8, &device) {
+                match astroclip_core::plugin_encoder::PluginEncoder::init_wasm(t, &modality, input_len, 8, &device) {
                     Ok(e) => check_encoder(
                         &name,
                         &e,

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-mod common;
-use common::*;
+use super::common::*;
 
 /// Builds tensor-zoo into `target/plugins/` and the WASM carrier; returns the carrier.
 fn plugins() -> PathBuf {

@@ -1,0 +1,97 @@
+//! The `astroclip` command line: one module per command group (`run`, `bind`, `bench`, `runs`,
+//! `survey`, `data`, `plugins`, `config`), each parsing its arguments and rendering its output
+//! over the `astroclip-core` runtime.
+
+mod bench;
+mod bind;
+mod config;
+mod data;
+mod plugins;
+mod run;
+mod runs;
+mod survey;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(name = "astroclip", version, about = "Cross-modal (image ↔ spectrum) foundation models for galaxies")]
+struct Cli {
+    /// Directory holding the registry (registry.db) and run outputs (runs/).
+    #[arg(long, global = true, env = "ASTROCLIP_HOME", default_value = ".astroclip")]
+    home: PathBuf,
+    /// The registry: a PostgreSQL URL (`postgres://user@host/db`, shared by a team) or a SQLite
+    /// file; default `<home>/registry.db`. Run outputs and artifacts stay under --home.
+    #[arg(long, global = true, env = "ASTROCLIP_REGISTRY")]
+    registry: Option<String>,
+    /// Log filter (error, warn, info, debug, or a tracing directive).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train and evaluate an experiment, recording it in the registry.
+    Run(run::RunArgs),
+    /// Bind a new modality (tokenizer + encoder from plugins) into a trained, frozen
+    /// image–spectrum embedding; see experiments/bind-photometry.toml.
+    Bind(bind::BindArgs),
+    /// Benchmark suite: train (or reuse) every model of a bench file on the same data and
+    /// budget, evaluate each with the same probe, print and save the paper-style R² table
+    /// (see experiments/bench-quick.toml).
+    #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+    Bench(bench::BenchArgs),
+    /// Inspect recorded runs.
+    Runs {
+        #[command(subcommand)]
+        command: runs::RunsCommand,
+    },
+    /// Synthetic surveys.
+    Survey {
+        #[command(subcommand)]
+        command: survey::SurveyCommand,
+    },
+    /// Survey data files: inspect, import, benchmark the loader.
+    Data {
+        #[command(subcommand)]
+        command: data::DataCommand,
+    },
+    /// Plugins: list installed ones, add (verify + install) one, verify one.
+    Plugins {
+        #[command(subcommand)]
+        command: plugins::PluginsCommand,
+    },
+    /// Configuration.
+    Config {
+        #[command(subcommand)]
+        command: config::ConfigCommand,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    astroclip_core::interrupt::install();
+    if let Err(e) = dispatch(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    let (home, registry) = (cli.home.as_path(), cli.registry.as_deref());
+    match cli.command {
+        Command::Run(args) => run::execute(args, home, registry),
+        Command::Bind(args) => bind::execute(args, home, registry),
+        Command::Bench(args) => bench::execute_command(args, home, registry),
+        Command::Runs { command } => runs::execute(command, home, registry),
+        Command::Survey { command } => survey::execute(command),
+        Command::Data { command } => data::execute(command, home),
+        Command::Plugins { command } => plugins::execute(command, home),
+        Command::Config { command } => config::execute(command),
+    }
+}

@@ -1,0 +1,158 @@
+//! `astroclip bench`: the suite trains, reuses and tabulates; `bench perf` against its references.
+
+use super::common::*;
+
+/// `astroclip bench`: both models of a tiny suite are trained once, reused the second time
+/// (same configuration), and the table has AstroCLIP's three rows and MoCo's image row with
+/// the R² recorded in each model's run; the table is saved and recorded as a run.
+#[test]
+fn bench_suite_trains_then_reuses_and_prints_the_table() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shared: Vec<String> = TINY.chunks(2).map(|kv| format!("{:?}", kv[1])).collect();
+    let suite = dir.path().join("suite.toml");
+    std::fs::write(
+        &suite,
+        format!(
+            "[bench]\nname = \"tiny-bench\"\nset = [{}]\n\n[[model]]\nname = \"AstroCLIP\"\n\n\
+             [[model]]\nname = \"MoCo v2\"\nset = [\"objective.kind=moco-v2\", \"objective.queue_size=32\"]\n\n\
+             [[model]]\nname = \"Supervised\"\nset = [\"objective.kind=supervised-image\"]\n\n\
+             [[model]]\nname = \"Supervised spectrum\"\nset = [\"objective.kind=supervised-spectrum\"]\n\n\
+             [[model]]\nname = \"Photometry MLP\"\nset = [\"objective.kind=supervised-photometry\"]\n\n\
+             [[model]]\nname = \"SpecFormer (masked)\"\nset = [\"objective.kind=specformer-masked\"]\n\n\
+             [[model]]\nname = \"Two-stage\"\nset = [\"objective.init_image=@MoCo v2\", \
+             \"objective.init_spectrum=@SpecFormer (masked)\", \"objective.freeze_backbones=true\"]\n",
+            shared.join(", ")
+        ),
+    )
+    .unwrap();
+    let first = run(home.path(), &["bench", suite.to_str().unwrap()]);
+    let t = text(&first);
+    assert!(first.status.success(), "{t}");
+    assert!(t.contains("AstroCLIP: training") && t.contains("MoCo v2: training"), "{t}");
+    let lines: Vec<&str> =
+        t.lines().filter(|l| ["| image", "| spectrum", "| photometry"].iter().any(|p| l.starts_with(p))).collect();
+    // image: AstroCLIP, MoCo, two-stage × (zero-shot, few-shot) + supervised; spectrum:
+    // AstroCLIP, masked SpecFormer, two-stage × (zero-shot, few-shot) + supervised;
+    // photometry: supervised; image→spectrum: AstroCLIP, two-stage.
+    assert_eq!(lines.len(), 17, "{t}");
+    assert_eq!(lines.iter().filter(|l| l.contains("few-shot (MLP)")).count(), 6, "{t}");
+    assert!(lines[0].starts_with("| image | AstroCLIP |") && lines[1].starts_with("| image | MoCo v2 |"), "{t}");
+    assert!(lines[2].starts_with("| image | Two-stage | zero-shot"), "{t}");
+    assert!(lines[6].starts_with("| image | Supervised | supervised |"), "{t}");
+    assert!(lines[8].starts_with("| spectrum | SpecFormer (masked) | zero-shot"), "{t}");
+    assert!(lines[11].starts_with("| spectrum | SpecFormer (masked) | few-shot"), "{t}");
+    assert!(lines[13].starts_with("| spectrum | Supervised spectrum | supervised |"), "{t}");
+    assert!(lines[14].starts_with("| photometry | Photometry MLP | supervised |"), "{t}");
+    assert!(lines[15].starts_with("| image→spectrum | AstroCLIP |"), "{t}");
+    assert!(lines[16].starts_with("| image→spectrum | Two-stage |"), "{t}");
+    // The two-stage run records the runs it started from (the suite's MoCo and masked runs).
+    let two =
+        json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.freeze_backbones = true"]));
+    let two_id = two[0]["id"].as_str().unwrap().to_string();
+    let shown = json(&run(home.path(), &["runs", "show", &two_id, "--json"]));
+    let mocos = json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.kind = moco-v2"]));
+    let masked =
+        json(&run(home.path(), &["runs", "list", "--json", "--where", "params.objective.kind = specformer-masked"]));
+    let params = shown["params"].to_string();
+    assert!(params.contains(mocos[0]["id"].as_str().unwrap()), "{params}");
+    assert!(params.contains(masked[0]["id"].as_str().unwrap()), "{params}");
+    assert!(params.contains("init.spectrum.sha256") && params.contains("init.frozen"), "{params}");
+    // The supervised cell is the R² of the run's own predictions, as recorded.
+    let sup = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.kind = supervised-image and metrics.eval.supervised_r2.redshift > -100",
+        ],
+    ));
+    let r2: f64 = sup[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = lines[6].split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
+    // The MoCo row's redshift R² is the one recorded in its run.
+    let moco = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.kind = moco-v2 and metrics.eval.r2.redshift[source=image] > -100",
+        ],
+    ));
+    let r2: f64 = moco[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = lines[1].split('|').nth(4).unwrap().trim().parse().unwrap();
+    assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
+    // Retrieval: only AstroCLIP has both modalities; its recall@1 is the one its run recorded.
+    let retrieval: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("Cross-modal retrieval")).collect();
+    assert!(retrieval.iter().any(|l| l.starts_with("| model | recall@1 |")), "{t}");
+    let clip_row = retrieval.iter().find(|l| l.starts_with("| AstroCLIP |")).unwrap_or_else(|| panic!("{t}"));
+    assert!(!retrieval.iter().any(|l| l.starts_with("| MoCo")), "{t}");
+    let clip = json(&run(
+        home.path(),
+        &["runs", "list", "--json", "--where", "params.objective.kind = clip and metrics.eval.recall_at_1 > -1"],
+    ));
+    let rec: f64 = clip[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = clip_row.split('|').nth(2).unwrap().trim().parse().unwrap();
+    assert!((rec - cell).abs() < 0.0005, "{rec} vs {cell}");
+
+    let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
+    let t2 = text(&second);
+    assert!(second.status.success() && t2.matches("reusing run").count() == 7 && !t2.contains("training ("), "{t2}");
+    assert!(home.path().join("bench/tiny-bench.md").is_file() && home.path().join("bench/tiny-bench.html").is_file());
+    let tables = json(&run(home.path(), &["runs", "list", "--json", "--where", "experiment = tiny-bench-table"]));
+    assert_eq!(tables.as_array().unwrap().len(), 2, "each invocation records its table");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[bench]\nname = \"x\"\nmodels = 3\n").unwrap();
+    let out = run(home.path(), &["bench", bad.to_str().unwrap()]);
+    assert!(!out.status.success() && text(&out).contains("bad.toml"), "{}", text(&out));
+}
+
+/// `astroclip bench perf` times the training step and the k-NN probe and prints the table; the
+/// k-NN rows are checked against scikit-learn on the same embeddings when a Python with
+/// scikit-learn is named by `ASTROCLIP_BENCH_PYTHON` (`scripts/test.sh` names MLflow's venv,
+/// and sets `ASTROCLIP_REQUIRE_SKLEARN=1` so that its absence fails). A reference that cannot
+/// run is reported in the table, not skipped silently.
+#[test]
+fn bench_perf_times_step_and_knn_against_references() {
+    let home = tempfile::tempdir().unwrap();
+    let quick = ["bench", "perf", "--steps", "1", "--warmup", "0", "--embed-reps", "1", "--knn-reps", "1"];
+    let python = std::env::var("ASTROCLIP_BENCH_PYTHON").ok();
+    assert!(
+        python.is_some() || std::env::var("ASTROCLIP_REQUIRE_SKLEARN").is_err(),
+        "ASTROCLIP_REQUIRE_SKLEARN is set but ASTROCLIP_BENCH_PYTHON is not"
+    );
+    if let Some(py) = &python {
+        let mut args = quick.to_vec();
+        args.extend(["--knn-sizes", "300,1200", "--python", py]);
+        let out = run(home.path(), &args);
+        let t = text(&out);
+        assert!(out.status.success(), "{t}");
+        assert!(t.contains("| quickstart | astroclip (flex) | 548976 | 64 |"), "{t}");
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(home.path().join("bench/perf.json")).unwrap()).unwrap();
+        for row in report["knn"].as_array().unwrap() {
+            let diff = row["max_abs_diff"].as_f64().unwrap_or_else(|| panic!("scikit-learn did not run: {t}"));
+            assert!(diff < 1e-5, "k-NN predictions differ from scikit-learn's by {diff}: {t}");
+            assert!((row["r2_ours"].as_f64().unwrap() - row["r2_sklearn"].as_f64().unwrap()).abs() < 1e-6, "{t}");
+        }
+        // Where torch is importable the PyTorch model must be the same model.
+        if let Some(torch) =
+            report["steps"].as_array().unwrap().iter().find(|r| r["backend"].as_str().unwrap().starts_with("PyTorch"))
+        {
+            assert_eq!(torch["params"], report["steps"][0]["params"], "{t}");
+        } else {
+            assert!(t.contains("reference not run — PyTorch (quickstart)"), "{t}");
+        }
+    }
+    let mut args = quick.to_vec();
+    args.extend(["--knn-sizes", "200", "--python", "/nonexistent/python"]);
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("reference not run — PyTorch") && t.contains("cannot start /nonexistent/python"), "{t}");
+    assert!(t.contains("scripts/setup-bench.sh") && t.contains("| 200 / 50 |"), "{t}");
+}
