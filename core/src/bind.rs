@@ -369,31 +369,13 @@ fn base_run(
     if cfg.base.experiment.is_empty() {
         bail!("{}: set base.run (a run id) or base.experiment (a preset or experiment file)", file.display());
     }
-    let exp_file = file.parent().unwrap_or(Path::new(".")).join(&cfg.base.experiment);
-    let (exp_path, mut overrides) = if exp_file.is_file() {
-        (Some(exp_file), Vec::new())
-    } else if config::ExperimentConfig::preset(&cfg.base.experiment).is_some() {
-        (None, vec![format!("experiment.preset={}", cfg.base.experiment)])
-    } else {
-        bail!(
-            "{}: base.experiment {:?} is neither a file next to it nor a preset",
-            file.display(),
-            cfg.base.experiment
-        );
-    };
+    let (exp_path, mut overrides) = config::experiment_ref(file, "base.experiment", &cfg.base.experiment)?;
     overrides.extend(cfg.base.overrides.iter().cloned());
     let resolved = config::load(exp_path.as_deref(), &config::CliOverrides::parse(&overrides)?)?;
-    for r in registry.list_runs(Some(&resolved.experiment.name))? {
-        if r.status != "finished" {
-            continue;
-        }
-        let d = registry.run(&r.id)?;
-        if config::from_stored(&d.config).ok().as_ref() == Some(&resolved)
-            && d.artifacts.iter().any(|a| a.kind == "embeddings")
-        {
-            tracing::info!(run = %r.id, "reusing the finished base run with the same configuration");
-            return Ok(r.id);
-        }
+    let with_embeddings = |d: &astroclip_registry::RunDetail| d.artifacts.iter().any(|a| a.kind == "embeddings");
+    if let Some(id) = lifecycle::reusable_run(registry, &resolved, Some(&resolved.experiment.name), with_embeddings)? {
+        tracing::info!(run = %id, "reusing the finished base run with the same configuration");
+        return Ok(id);
     }
     tracing::info!("no finished base run with this configuration: training it first");
     let out = run::execute(&RunOptions {

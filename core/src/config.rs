@@ -578,6 +578,23 @@ pub fn load(file: Option<&Path>, overrides: &CliOverrides) -> Result<ExperimentC
     Ok(cfg)
 }
 
+/// An experiment another file names (`bench.experiment`, `base.experiment` under `key`): a TOML
+/// file next to `file`, or a preset. Returns the experiment file to load (if any) and the
+/// overrides that select the preset.
+pub fn experiment_ref(file: &Path, key: &str, name: &str) -> Result<(Option<PathBuf>, Vec<String>), ConfigError> {
+    let next_to = file.parent().unwrap_or(Path::new(".")).join(name);
+    if next_to.is_file() {
+        Ok((Some(next_to), vec![]))
+    } else if ExperimentConfig::preset(name).is_some() {
+        Ok((None, vec![format!("experiment.preset={name}")]))
+    } else {
+        Err(ConfigError::Invalid {
+            key: key.into(),
+            message: format!("{name:?} is neither a file next to {} nor a preset", file.display()),
+        })
+    }
+}
+
 /// Keys that moved into the encoder tables: an error that says where they went.
 fn check_moved_keys(layers: &Figment) -> Result<(), ConfigError> {
     for section in ["image", "spectrum"] {

@@ -86,6 +86,31 @@ pub fn open(registry: &Registry, start: RunStart<'_>, resume: Option<&RunDetail>
     Ok(id)
 }
 
+/// A finished run that trained the same model as `cfg` — the same resolved configuration but
+/// for the `[experiment]` section (name, description) — and passes `accept`; runs of the
+/// experiment `experiment` only when given. Bench suites and bindings reuse such a run instead
+/// of training it again.
+pub fn reusable_run(
+    registry: &Registry,
+    cfg: &crate::config::ExperimentConfig,
+    experiment: Option<&str>,
+    accept: impl Fn(&RunDetail) -> bool,
+) -> anyhow::Result<Option<String>> {
+    for r in registry.list_runs(experiment)? {
+        if r.status != "finished" {
+            continue;
+        }
+        let d = registry.run(&r.id)?;
+        if let Ok(mut old) = crate::config::from_stored(&d.config) {
+            old.experiment = cfg.experiment.clone();
+            if old == *cfg && accept(&d) {
+                return Ok(Some(r.id));
+            }
+        }
+    }
+    Ok(None)
+}
+
 /// Runs `work` for run `id` (panics caught) and records how it ended: `Ok(Some)` finished,
 /// `Ok(None)` stopped early — `killed`, resumable with `resume_with` (e.g. `astroclip run
 /// --resume <id>`) —, `Err` failed with its message.

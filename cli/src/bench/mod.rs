@@ -188,12 +188,6 @@ fn slug(name: &str) -> String {
     out.trim_matches('-').to_string()
 }
 
-fn same_model(a: &ExperimentConfig, b: &ExperimentConfig) -> bool {
-    let mut a = a.clone();
-    a.experiment = b.experiment.clone();
-    &a == b
-}
-
 /// A suite's models with their resolved configurations and the overrides that produce them
 /// (relative to the returned experiment file, if any).
 pub struct ResolvedModel {
@@ -210,19 +204,10 @@ pub fn resolve(file: &Path) -> anyhow::Result<(SuiteFile, Vec<ResolvedModel>)> {
     if suite.models.is_empty() {
         bail!("{}: no [[model]] entries", file.display());
     }
-    let dir = file.parent().unwrap_or(Path::new("."));
     let (exp_path, base): (Option<PathBuf>, Vec<String>) = if suite.bench.experiment.is_empty() {
         (None, vec![])
-    } else if dir.join(&suite.bench.experiment).is_file() {
-        (Some(dir.join(&suite.bench.experiment)), vec![])
-    } else if ExperimentConfig::preset(&suite.bench.experiment).is_some() {
-        (None, vec![format!("experiment.preset={}", suite.bench.experiment)])
     } else {
-        bail!(
-            "{}: bench.experiment {:?} is neither a file next to it nor a preset",
-            file.display(),
-            suite.bench.experiment
-        );
+        config::experiment_ref(file, "bench.experiment", &suite.bench.experiment)?
     };
     let mut out = Vec::new();
     for m in &suite.models {
@@ -377,20 +362,10 @@ fn with_references(m: &ResolvedModel, run_of: &[(String, String)], file: &Path) 
     Ok(ResolvedModel { name: m.name.clone(), config, file: m.file.clone(), overrides })
 }
 
+/// A finished run of any experiment (a model trained as `astroclip run` counts as well) with
+/// the same model; bench tables (`<name>-table`) have no model.
 fn reuse(reg: &Registry, cfg: &ExperimentConfig) -> anyhow::Result<Option<String>> {
-    // Any experiment: a model trained as `astroclip run` counts as well.
-    for r in reg.list_runs(None)? {
-        if r.status != "finished" || r.experiment.ends_with("-table") {
-            continue;
-        }
-        let d = reg.run(&r.id)?;
-        if let Ok(old) = astroclip_core::config::from_stored(&d.config)
-            && same_model(&old, cfg)
-        {
-            return Ok(Some(r.id));
-        }
-    }
-    Ok(None)
+    astroclip_core::lifecycle::reusable_run(reg, cfg, None, |d| !d.summary.experiment.ends_with("-table"))
 }
 
 /// The table as a registry run of experiment `<name>-table`: which run each row came from
