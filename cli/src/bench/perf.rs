@@ -21,16 +21,16 @@ use std::time::Instant;
 
 use astroclip_builtin::knn::r2_score;
 use astroclip_plugin_api::{ModalityEncoder, ProbeInput};
-use burn::grad_clipping::GradientClippingConfig;
+
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::tensor::{Distribution, Tensor};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use astroclip_core::config::{self, CliOverrides, ExperimentConfig};
-use astroclip_core::{components, device};
+use astroclip_core::{components, device, train};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct PerfArgs {
@@ -179,11 +179,8 @@ fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::
     let (b, px) = (cfg.train.batch_size, cfg.image.crop / cfg.image.downsample);
     let images = Tensor::<2>::random([b, 3 * px * px], Distribution::Normal(0.0, 1.0), &ad);
     let spectra = Tensor::<2>::random([b, shape[0] * shape[1]], Distribution::Normal(0.0, 1.0), &ad);
-    let mut adamw = AdamWConfig::new().with_weight_decay(cfg.train.weight_decay as f32);
-    if cfg.train.grad_clip > 0.0 {
-        adamw = adamw.with_grad_clipping(Some(GradientClippingConfig::Norm(cfg.train.grad_clip as f32)));
-    }
-    let mut optim = adamw.init();
+    // The run's own optimizer (AdamW, weight decay, clipping).
+    let mut optim = train::optimizer(&cfg.train);
     let mut slot = Some(model);
     let step_s = timed(args.warmup, args.steps, || {
         let m = slot.take().expect("model");

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::GradientsParams;
 
 use astroclip_core::config::{self, CliOverrides};
 use astroclip_core::data::loader::{LoaderConfig, Plan, Prefetcher, TokenizerPair};
@@ -87,7 +87,8 @@ pub fn loader_bench(args: &LoaderBenchArgs, home: &std::path::Path) -> anyhow::R
     dev.seed(cfg.train.seed);
     let dev = dev.autodiff();
     let mut model = components::model(&cfg, &image_shape, &spectrum_shape, home, &dev)?.model;
-    let mut optim = AdamWConfig::new().with_weight_decay(cfg.train.weight_decay as f32).init();
+    // The run's own optimizer (AdamW, weight decay, clipping), as in training.
+    let mut optim = train::optimizer(&cfg.train);
     let lc = LoaderConfig { workers: 2, ..LoaderConfig::default() };
     let steps = args.train_steps + 2;
     let prepared: Vec<_> = Prefetcher::start(src.clone(), tok.clone(), plan.clone(), steps, &lc, OnBad::Error)
