@@ -126,28 +126,6 @@ fn default_loss() -> String {
     "infonce".into()
 }
 
-/// The binding loss: the built-in InfoNCE or a plugin's.
-enum BindLoss {
-    Builtin(astroclip_builtin::infonce::InfoNce),
-    Plugin(crate::plugin_encoder::PluginLoss),
-}
-
-impl BindLoss {
-    fn info(&self) -> ComponentInfo {
-        match self {
-            BindLoss::Builtin(l) => l.info(),
-            BindLoss::Plugin(l) => l.info(),
-        }
-    }
-
-    fn loss(&self, a: Tensor<2>, b: Tensor<2>) -> anyhow::Result<Tensor<1>> {
-        Ok(match self {
-            BindLoss::Builtin(l) => l.loss(a, b),
-            BindLoss::Plugin(l) => l.try_loss(a, b)?,
-        })
-    }
-}
-
 pub fn load_config(path: &Path) -> anyhow::Result<BindConfig> {
     if !path.is_file() {
         bail!("bind experiment file {} not found", path.display());
@@ -422,7 +400,7 @@ struct Bind<'a> {
     tokens: &'a [f32],
     input_len: usize,
     targets: Vec<&'a Embeddings>,
-    loss: &'a BindLoss,
+    loss: &'a crate::encoders::Loss,
 }
 
 impl train::Objective for Bind<'_> {
@@ -446,7 +424,7 @@ impl train::Objective for Bind<'_> {
         let mut total: Option<Tensor<1>> = None;
         for target in &self.targets {
             let y = tensor(&gather(&target.values, target.dim, idx), idx.len(), target.dim, dev);
-            let l = self.loss.loss(z.clone(), y).map_err(|e| component(&e))?;
+            let l = self.loss.try_loss(z.clone(), y).map_err(|e| component(&e))?;
             total = Some(match total {
                 None => l,
                 Some(a) => a + l,
@@ -579,12 +557,12 @@ pub fn execute(
                 cfg.train.loss
             );
         }
-        BindLoss::Builtin(InfoNceConfig::new().with_logit_scale(cfg.train.logit_scale).init(&dev))
+        "infonce".to_string()
     } else {
-        let d = installed.resolve(&cfg.train.loss_plugin).map_err(|e| anyhow::anyhow!("train.loss_plugin: {e}"))?;
-        let p = NativePlugin::load(&d)?;
-        BindLoss::Plugin(crate::plugin_encoder::PluginLoss::init(p.loss(&cfg.train.loss)?, dim, &dev)?)
+        format!("{}/{}", cfg.train.loss_plugin, cfg.train.loss)
     };
+    let infonce = InfoNceConfig::new().with_logit_scale(cfg.train.logit_scale);
+    let (loss_fn, _) = crate::encoders::build_loss("train.loss_plugin", &loss_fn, &infonce, dim, home, &dev)?;
 
     let component_infos: Vec<ComponentInfo> = vec![
         ComponentInfo {

@@ -340,6 +340,16 @@ pub enum Loss {
 
 transparent_module!(Loss { InfoNce, Plugin });
 
+impl Loss {
+    /// The loss, with a plugin's failure as an error naming it instead of a panic.
+    pub fn try_loss(&self, a: Tensor<2>, b: Tensor<2>) -> Result<Tensor<1>, crate::plugin_encoder::TensorError> {
+        match self {
+            Self::InfoNce(l) => Ok(l.loss(a, b)),
+            Self::Plugin(l) => l.try_loss(a, b),
+        }
+    }
+}
+
 impl ContrastiveLoss for Loss {
     fn info(&self) -> ComponentInfo {
         match self {
@@ -363,8 +373,8 @@ impl ContrastiveLoss for Loss {
     }
 }
 
-/// Builds the loss `kind` (`infonce` or `<plugin-id>/<loss>` of an installed native plugin)
-/// for embeddings of width `dim`.
+/// Builds the loss `kind` (`infonce`, or `<plugin>/<loss>` of a native plugin: an installed id
+/// or a plugin directory) for embeddings of width `dim`.
 pub fn build_loss(
     key: &str,
     kind: &str,
@@ -376,7 +386,7 @@ pub fn build_loss(
     if kind == "infonce" {
         return Ok((Loss::InfoNce(infonce.init(device)), None));
     }
-    let Some((id, name)) = kind.split_once('/') else {
+    let Some((id, name)) = kind.rsplit_once('/') else {
         return Err(choice_error(
             key,
             format!("unknown loss {kind:?}; available: infonce, <plugin-id>/<loss> of an installed native plugin"),

@@ -531,9 +531,7 @@ fn evaluate_and_record(
 ) -> anyhow::Result<EvalReport> {
     let cfg = t.cfg;
     // Objects the loader skipped during training or embedding have no embedding.
-    let skipped: std::collections::BTreeSet<usize> = t.data.excluded().into_iter().map(|(i, _)| i).collect();
-    let train_idx: Vec<usize> = t.train_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
-    let test_idx: Vec<usize> = t.test_idx.iter().copied().filter(|i| !skipped.contains(i)).collect();
+    let (train_idx, test_idx) = usable_split(t);
     let none = eval::Embeddings { n: t.data.len(), dim: 0, values: vec![] };
     let embeddings = run_dir.join("embeddings.safetensors");
     save_embeddings(&embeddings, t.data.source.as_ref(), image.unwrap_or(&none), spectrum.unwrap_or(&none), &test_idx)?;

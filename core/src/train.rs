@@ -423,7 +423,6 @@ pub trait Embeds: Objective {
 /// What [`fit`] returns.
 pub struct Fitted<M> {
     pub model: M,
-    pub final_loss: f32,
     pub samples_per_sec: f64,
     pub steps_run: usize,
     /// Stopped early (`--stop-after`, Ctrl-C); the run continues with `--resume`.
@@ -446,7 +445,6 @@ pub fn fit<O: Objective>(
         model = objective.restore(model, &setup.checkpoints.step_dir(start_step))?;
     }
     let mut batches = log.batches();
-    let mut last_loss = f32::NAN;
     for step in start_step..log.end() {
         let b = log.next_batch(&mut batches, step, objective.min_batch())?;
         let n = b.len();
@@ -456,7 +454,6 @@ pub fn fit<O: Objective>(
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         let lr = learning_rate(cfg, step);
         model = objective.after_step(optim.step(lr, model, grads));
-        last_loss = value;
         let due = log.record(step, n, value, lr, |m| objective.metrics(&model, step, m))?;
         if due.checkpoint {
             save_checkpoint(&setup, &model, &optim, step + 1, |dir| objective.save(dir))?;
@@ -467,7 +464,7 @@ pub fn fit<O: Objective>(
     }
     drop(batches);
     let (steps_run, samples_per_sec, stopped_at) = log.finish();
-    Ok(Fitted { model, final_loss: last_loss, samples_per_sec, steps_run, stopped_at })
+    Ok(Fitted { model, samples_per_sec, steps_run, stopped_at })
 }
 
 /// AstroCLIP's objective: symmetric InfoNCE between the image and spectrum embeddings of
