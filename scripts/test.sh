@@ -8,6 +8,8 @@
 # also check `astroclip bench perf`'s k-NN rows against scikit-learn (from MLflow's venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+t0=$(date +%s)
+phase() { echo "== $1 (at $(( $(date +%s) - t0 )) s)"; }
 # The PyPI installs (MLflow, which brings scikit-learn; CPU libtorch) download while the Rust
 # code builds; their environment lines land in .ci-env/ and are read when first needed.
 mkdir -p .ci-env
@@ -41,18 +43,33 @@ export ASTROCLIP_REQUIRE_POSTGRES=1
 trap 'scripts/start-postgres.sh stop' EXIT
 # The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one);
 # its host binary serves WASM plugins to `astroclip` (the binding test uses it).
+phase "WASM carrier build"
 cargo build --manifest-path plugins/wasm/Cargo.toml --bin astroclip-wasm-host
+phase "workspace test build"
 cargo test --workspace --no-run
 # MLflow's venv has scikit-learn: `bench perf` is checked against it in the CLI tests.
 wait_setup "$mlflow_setup" mlflow
 eval "$(cat .ci-env/mlflow)"
 export ASTROCLIP_BENCH_PYTHON="$ASTROCLIP_MLFLOW_PYTHON" ASTROCLIP_REQUIRE_SKLEARN=1
+phase "workspace tests"
 cargo test --workspace
+phase "WASM carrier tests"
 ZIG_PYTHON=$PWD/.venv-data/bin/python cargo test --manifest-path plugins/wasm/Cargo.toml
 # MLflow export: its own workspace (reqwest/OpenSSL stay out of the trainer's build).
+phase "MLflow export tests"
 ASTROCLIP_REQUIRE_MLFLOW=1 cargo test --manifest-path registry/mlflow/Cargo.toml
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
+    phase "libtorch tests"
     wait_setup "$libtorch_setup" libtorch
     eval "$(cat .ci-env/libtorch)"
-    cargo test --workspace --features astroclip-core/tch -- tch_backend
+    # Only the two test binaries that hold tch_backend tests: the rest of the workspace's test
+    # binaries would be compiled a second time for nothing.
+    cargo test -p astroclip-core -p astroclip-cli --features astroclip-core/tch \
+        --test plugin_tensor --test cli -- tch_backend
+    # That build put the libtorch-linked `astroclip` at target/debug/astroclip, which does not
+    # start without LD_LIBRARY_PATH; the default build is up to date, so cargo only puts its
+    # binary back (README's commands run after README's test command).
+    cargo build -p astroclip-cli
+    env -u LD_LIBRARY_PATH target/debug/astroclip --version >/dev/null
 fi
+phase "done"

@@ -71,7 +71,33 @@ enum Command {
     },
 }
 
+/// Whether a panic comes from printing to a closed pipe (`astroclip … | head -1`).
+fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
+    let msg = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("");
+    msg.contains("Broken pipe") || msg.contains("os error 32")
+}
+
 fn main() {
+    // A reader that stops reading (`| head`) ends the command quietly with the shell's SIGPIPE
+    // status, as `cat` does, instead of a panic message; any other panic keeps its report.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !is_broken_pipe(info.payload()) {
+            default_hook(info);
+        }
+    }));
+    match std::panic::catch_unwind(run_cli) {
+        Ok(()) => {}
+        Err(payload) if is_broken_pipe(payload.as_ref()) => std::process::exit(141),
+        Err(payload) => std::panic::resume_unwind(payload),
+    }
+}
+
+fn run_cli() {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| "info".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();

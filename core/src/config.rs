@@ -454,6 +454,89 @@ impl ExperimentConfig {
         if self.train.lr <= 0.0 || !self.train.lr.is_finite() {
             return bad("train.lr", "must be a positive number".into());
         }
+        self.check_bounds()
+    }
+
+    /// Bounds on every value that sizes memory or a loop, and on every float that must be a
+    /// number: each message names the key and the allowed range.
+    fn check_bounds(&self) -> Result<(), ConfigError> {
+        let out_of = |key: &str, v: String, range: &str| {
+            Err(ConfigError::Invalid { key: key.into(), message: format!("{v} is outside {range}") })
+        };
+        let sizes: [(&str, usize, usize, usize); 19] = [
+            ("train.steps", self.train.steps, 1, 100_000_000),
+            ("train.batch_size", self.train.batch_size, 2, 65_536),
+            ("train.log_every", self.train.log_every, 1, usize::MAX),
+            ("train.checkpoint_every", self.train.checkpoint_every, 1, usize::MAX),
+            ("model.embed_dim", self.model.embed_dim, 1, 65_536),
+            ("image.crop", self.image.crop, 1, crate::data::MAX_IMAGE_SIDE),
+            ("image.downsample", self.image.downsample, 1, crate::data::MAX_IMAGE_SIDE),
+            ("spectrum.rebin", self.spectrum.rebin, 1, crate::data::MAX_SPECTRUM_BINS),
+            ("eval.k", self.eval.k, 1, 100_000),
+            ("eval.batch_size", self.eval.batch_size, 1, 65_536),
+            ("data.synth.n_galaxies", self.data.synth.n_galaxies, 1, 10_000_000),
+            ("data.synth.image_size", self.data.synth.image_size, 8, 1024),
+            ("data.loader.prefetch", self.data.loader.prefetch, 1, 1024),
+            ("data.loader.workers", self.data.loader.workers, 0, 1024),
+            ("data.loader.memory_limit_mb", self.data.loader.memory_limit_mb, 0, 16_777_216),
+            ("objective.queue_size", self.objective.queue_size, 1, 1_048_576),
+            ("objective.mask.num_chunks", self.objective.mask.num_chunks, 1, 100_000),
+            ("objective.mask.chunk_width", self.objective.mask.chunk_width, 1, crate::data::MAX_SPECTRUM_BINS),
+            ("objective.augment.max_shift", self.objective.augment.max_shift, 0, crate::data::MAX_IMAGE_SIDE),
+        ];
+        for (key, v, lo, hi) in sizes {
+            if !(lo..=hi).contains(&v) {
+                return out_of(key, v.to_string(), &format!("[{lo}, {hi}]"));
+            }
+        }
+        let floats: [(&str, f64, f64, f64); 12] = [
+            ("train.weight_decay", self.train.weight_decay, 0.0, 1e3),
+            ("train.grad_clip", self.train.grad_clip, 0.0, 1e9),
+            ("train.min_lr_fraction", self.train.min_lr_fraction, 0.0, 1.0),
+            ("loss.logit_scale", self.loss.logit_scale, 1e-6, 1e6),
+            ("objective.momentum", self.objective.momentum, 0.0, 1.0),
+            ("objective.temperature", self.objective.temperature, 1e-6, 1e6),
+            ("objective.augment.max_blur", self.objective.augment.max_blur as f64, 0.0, 1e3),
+            ("objective.augment.max_noise", self.objective.augment.max_noise as f64, 0.0, 1e3),
+            ("data.synth.pixel_scale", self.data.synth.pixel_scale, 0.01, 10.0),
+            // The rejection sampler keeps galaxies brighter than r_limit: outside this range it
+            // keeps almost none (or all are far brighter than any survey's).
+            ("data.synth.r_limit", self.data.synth.r_limit, 15.0, 25.0),
+            ("data.synth.z_max", self.data.synth.z_max, 0.01, 3.0),
+            ("data.synth.spectrum_sigma", self.data.synth.spectrum_sigma, 0.0, 1e6),
+        ];
+        for (key, v, lo, hi) in floats {
+            // NaN fails the range test as well.
+            if !(lo..=hi).contains(&v) {
+                return out_of(key, v.to_string(), &format!("[{lo}, {hi}] (a finite number)"));
+            }
+        }
+        for (i, &v) in self.data.synth.sky_sigma.iter().enumerate() {
+            if !(0.0..=1e6).contains(&v) {
+                return out_of(&format!("data.synth.sky_sigma[{i}]"), v.to_string(), "[0, 1e6] (a finite number)");
+            }
+        }
+        let name = &self.experiment.name;
+        if name.trim().is_empty() || name.len() > 200 || name.chars().any(char::is_control) {
+            return Err(ConfigError::Invalid {
+                key: "experiment.name".into(),
+                message: format!(
+                    "{name:?}: give a non-empty name of at most 200 characters without control characters"
+                ),
+            });
+        }
+        if self.eval.properties.is_empty() {
+            return Err(ConfigError::Invalid {
+                key: "eval.properties".into(),
+                message: "is empty; name at least one property to probe (e.g. [\"redshift\"])".into(),
+            });
+        }
+        if self.eval.recall_at.is_empty() || self.eval.recall_at.iter().any(|&k| k == 0 || k > 100_000) {
+            return Err(ConfigError::Invalid {
+                key: "eval.recall_at".into(),
+                message: format!("{:?}: give one or more k in [1, 100000]", self.eval.recall_at),
+            });
+        }
         Ok(())
     }
 }

@@ -251,7 +251,7 @@ fn train_and_evaluate(t: &TrainEval<'_>, model: components::Model) -> anyhow::Re
                 queue_size: o.queue_size,
                 momentum: o.momentum,
                 temperature: o.temperature,
-                augment: o.augment.clone(),
+                augment: o.augment,
             };
             let moco = Moco::new(&model.image, settings, t.data.tokenizers.image_len(), cfg.train.seed)?;
             fit_and_evaluate(t, setup, moco, Moco::pair(model.image), start_step, &run_dir)

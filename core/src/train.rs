@@ -323,7 +323,7 @@ impl<'s, 'a> StepLog<'s, 'a> {
         self.buffer.push(Metric::new("train.loss", step as i64, value as f64));
         self.buffer.push(Metric::new("train.lr", step as i64, lr));
         let done = step + 1;
-        if done % cfg.log_every == 0 || done == cfg.steps {
+        if done.is_multiple_of(cfg.log_every) || done == cfg.steps {
             let elapsed = self.window.0.elapsed().as_secs_f64();
             let rate = self.window.1 as f64 / elapsed;
             self.buffer.push(Metric::new("train.samples_per_sec", step as i64, rate));

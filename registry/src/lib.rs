@@ -194,6 +194,16 @@ impl Dialect {
             Dialect::Postgres => format!("astroclip_number(CAST({expr} AS TEXT))"),
         }
     }
+
+    /// Whether `haystack` contains the bound text literally: case-sensitive, with no wildcard
+    /// characters (`%` and `_` match themselves), the same on both databases (LIKE differs:
+    /// SQLite's ignores ASCII case, PostgreSQL's does not).
+    pub fn contains(self, haystack: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({haystack}, ?) > 0"),
+            Dialect::Postgres => format!("strpos({haystack}, ?) > 0"),
+        }
+    }
 }
 
 /// Rewrites `?` placeholders as `$1, $2, …` (accepted by both SQLite and PostgreSQL). Queries
@@ -1078,6 +1088,14 @@ mod tests {
         reg.set_tags(&runs[0], &[("team".into(), "vision".into())]).unwrap();
         reg.set_tags(&runs[0], &[("team".into(), "spectra".into())]).unwrap();
         assert_eq!(ids(reg.query(Some("tags.team ~ spec"), None, None, false).unwrap()), [runs[0].clone()]);
+        // `~` matches text literally: `_` and `%` are characters, not wildcards, and case
+        // counts, on SQLite as on PostgreSQL.
+        reg.set_tags(&runs[1], &[("owner".into(), "j_doe".into())]).unwrap();
+        reg.set_tags(&runs[2], &[("owner".into(), "jxdoe 100%".into())]).unwrap();
+        assert_eq!(ids(reg.query(Some("tags.owner ~ j_doe"), None, None, false).unwrap()), [runs[1].clone()]);
+        assert_eq!(ids(reg.query(Some("tags.owner ~ '0%'"), None, None, false).unwrap()), [runs[2].clone()]);
+        assert!(reg.query(Some("tags.owner ~ J_DOE"), None, None, false).unwrap().is_empty());
+        assert!(reg.query(Some("tags.team ~ SPEC"), None, None, false).unwrap().is_empty());
         reg.set_deleted(&runs[0], true).unwrap();
         assert_eq!(reg.query(None, None, None, false).unwrap().len(), 2);
         assert_eq!(ids(reg.query(None, None, None, true).unwrap()), [runs[0].clone()]);

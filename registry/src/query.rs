@@ -95,13 +95,9 @@ pub fn field(text: &str, dialect: Dialect) -> Result<Field, String> {
         };
         // A context is comma-separated `k=v` parts; `[source=image]` matches whole parts only
         // (not `source=image→spectrum`).
-        let parts: Vec<String> = context
-            .iter()
-            .flat_map(|c| c.split(','))
-            .map(|p| p.trim().replace(['%', '_'], ""))
-            .filter(|p| !p.is_empty())
-            .collect();
-        let ctx = " AND (',' || context || ',') LIKE ?".repeat(parts.len());
+        let parts: Vec<String> =
+            context.iter().flat_map(|c| c.split(',')).map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect();
+        let ctx = format!(" AND {}", dialect.contains("(',' || context || ',')")).repeat(parts.len());
         let sql = match agg {
             "last" => format!(
                 "(SELECT value FROM metrics WHERE run_id = r.id AND key = ?{ctx} ORDER BY step DESC, {seq} DESC LIMIT 1)",
@@ -110,7 +106,7 @@ pub fn field(text: &str, dialect: Dialect) -> Result<Field, String> {
             a => format!("(SELECT {}(value) FROM metrics WHERE run_id = r.id AND key = ?{ctx})", a.to_uppercase()),
         };
         let mut binds = vec![Bind::Text(key.into())];
-        binds.extend(parts.iter().map(|p| Bind::Text(format!("%,{p},%"))));
+        binds.extend(parts.iter().map(|p| Bind::Text(format!(",{p},"))));
         return Ok(Field { label: t.to_string(), sql, binds, numeric: true });
     }
     Err(bad(format!("unknown field `{t}`")))
@@ -186,8 +182,8 @@ pub fn compile(filter: Option<&str>, order: Option<&str>, dialect: Dialect) -> R
             let mut binds = fl.binds.clone();
             let sql = match (sql_op, number) {
                 ("LIKE", _) => {
-                    binds.push(Bind::Text(format!("%{}%", raw.replace(['%', '_'], ""))));
-                    format!("CAST({} AS TEXT) LIKE ?", fl.sql)
+                    binds.push(Bind::Text(raw));
+                    dialect.contains(&format!("CAST({} AS TEXT)", fl.sql))
                 }
                 (op, Some(x)) => {
                     binds.push(Bind::Real(x));
@@ -240,8 +236,11 @@ mod tests {
         assert!(c.conditions[0].0.starts_with("CAST((SELECT value FROM params"), "{}", c.conditions[0].0);
         assert_eq!(c.conditions[0].1[0], Bind::Text("loss.logit_scale".into()));
         assert_eq!(c.conditions[0].1[1], Bind::Real(15.5));
-        assert!(c.conditions[1].0.contains("MAX(value)") && c.conditions[1].0.contains("context || ',') LIKE ?"));
-        assert_eq!(c.conditions[1].1[1], Bind::Text("%,source=image,%".into()));
+        assert!(
+            c.conditions[1].0.contains("MAX(value)")
+                && c.conditions[1].0.contains("instr((',' || context || ','), ?) > 0")
+        );
+        assert_eq!(c.conditions[1].1[1], Bind::Text(",source=image,".into()));
         assert_eq!(c.conditions[2], ("CAST(r.status AS TEXT) = ?".into(), vec![Bind::Text("finished".into())]));
         let (f, desc) = c.order.unwrap();
         assert!(desc && f.label == "metrics.train.loss");

@@ -89,3 +89,23 @@ pub fn uuid_like() -> String {
     let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("{}_{t}", std::process::id())
 }
+
+/// A run's logged `key` metric rows `(step, value)` in logging order, from `<home>/registry.db`.
+pub fn metric_rows(home: &Path, id: &str, key: &str) -> Vec<(i64, f64)> {
+    let reg = astroclip_registry::Registry::open(&home.join("registry.db")).expect("the test registry opens");
+    reg.metric_history(id, key).expect("metric history").into_iter().map(|m| (m.step, m.value)).collect()
+}
+
+/// A stopped and resumed run must have logged exactly what the uninterrupted run logged: each
+/// step once (a resume that restarted from step 0 would log the first steps twice) and the same
+/// loss at every step — including the first one after the checkpoint, which a restart from
+/// step 0 could only match by retraining the steps before it.
+pub fn assert_resumed_exactly(home: &Path, resumed: &str, full: &str, stopped_after: i64) {
+    let (r, f) = (metric_rows(home, resumed, "train.loss"), metric_rows(home, full, "train.loss"));
+    assert!(!f.is_empty(), "the uninterrupted run logged no train.loss");
+    assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), f.iter().map(|x| x.0).collect::<Vec<_>>(), "steps logged");
+    let first_after = f.iter().position(|x| x.0 >= stopped_after).expect("a step logged after the stop");
+    for (a, b) in r.iter().zip(&f) {
+        assert_eq!(a.1, b.1, "train.loss at step {} (first resumed logged step {})", a.0, f[first_after].0);
+    }
+}

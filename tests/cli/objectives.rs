@@ -53,6 +53,8 @@ fn moco_v2_baseline_trains_and_resumes_exactly() {
     ));
     let rows = rows.as_array().unwrap();
     assert_eq!(rows.len(), 2, "{rows:?}");
+    let full_id = rows.iter().find(|r| r["id"] != id.as_str()).unwrap()["id"].as_str().unwrap().to_string();
+    assert_resumed_exactly(home.path(), &id, &full_id, 3);
     let field = |r: &serde_json::Value, name: &str| {
         r["fields"].as_array().unwrap().iter().find(|f| f[0] == name).unwrap()[1].as_str().unwrap().to_string()
     };
@@ -106,6 +108,8 @@ fn supervised_and_masked_runs_resume_exactly_and_bad_starts_are_refused() {
         let rows = json(&run(home.path(), &["runs", "list", "--json", "--where", &filter]));
         let rows = rows.as_array().unwrap();
         assert_eq!(rows.len(), 2, "{kind}: {rows:?}");
+        let full_id = rows.iter().find(|r| r["id"] != id.as_str()).unwrap()["id"].as_str().unwrap().to_string();
+        assert_resumed_exactly(home.path(), &id, &full_id, 3);
         let r2 = |r: &serde_json::Value| r["fields"][1][1].as_str().unwrap().to_string();
         assert_eq!(r2(&rows[0]), r2(&rows[1]), "{kind}: {rows:?}");
     }

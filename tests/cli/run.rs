@@ -171,6 +171,8 @@ fn resume_continues_the_same_run_exactly() {
     assert_eq!(show["status"], "finished");
     let runs = json(&run(home.path(), &["runs", "list", "--json"]));
     assert_eq!(runs.as_array().unwrap().len(), 2, "resume must not create a run");
+    let full_id = runs.as_array().unwrap().iter().find(|r| r["id"] != id).unwrap()["id"].as_str().unwrap().to_string();
+    assert_resumed_exactly(home.path(), id, &full_id, 3);
 
     // The R² table of the resumed run equals the uninterrupted run's.
     let table = |o: &Output| {

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 
 use rust_hdf5::{H5Dataset, H5File};
 
-use super::{DataError, ObjectReader, ObjectSource, check_image, check_spectrum, display};
+use super::grid::check_wavelengths;
+use super::{DataError, ObjectReader, ObjectSource, check_image, check_spectrum, check_usable, display, h5};
 use crate::data::catalog::Survey;
 use crate::data::grid::{DESI_DLAMBDA, DESI_LAMBDA_MIN, DESI_NBINS};
 
@@ -46,26 +47,33 @@ pub struct AstroClipH5 {
 }
 
 fn fmt_err(path: &Path, detail: impl Into<String>) -> DataError {
-    DataError::Format { path: display(path), format: FORMAT, detail: detail.into() }
+    h5::fmt_err(path, FORMAT, detail)
 }
 
-/// Runs `f`, turning a panic inside the HDF5 decoder (corrupt file) into an error.
 fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T, DataError>) -> Result<T, DataError> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-        .unwrap_or_else(|_| Err(fmt_err(path, format!("the HDF5 decoder failed while {what}; is the file corrupt?"))))
+    h5::guarded(path, FORMAT, what, f)
+}
+
+/// Object ids from `targetids`: int64 as AstroCLIP writes them, or strings (astroclip writes
+/// ids that are not all integers as strings, unchanged).
+fn read_ids(d: &H5Dataset, path: &Path, name: &str) -> Result<Vec<String>, DataError> {
+    h5::check_declared(d, path, FORMAT, name)?;
+    if let Ok(v) = d.read_numeric_as::<i64>() {
+        return Ok(v.into_iter().map(|x| x.to_string()).collect());
+    }
+    d.read_strings()
+        .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
+        .map_err(|e| fmt_err(path, format!("`{name}` is neither int64 nor strings: {e}")))
 }
 
 impl AstroClipH5 {
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        if !path.exists() {
-            return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
-        }
-        guarded(path, "reading the file structure", || Self::open_inner(path))
+        let f = h5::open(path, FORMAT)?;
+        guarded(path, "reading the file structure", || Self::open_inner(path, f))
     }
 
-    fn open_inner(path: &Path) -> Result<Self, DataError> {
+    fn open_inner(path: &Path, f: H5File) -> Result<Self, DataError> {
         let h5 = |e: rust_hdf5::Hdf5Error| fmt_err(path, e.to_string());
-        let f = H5File::open(path).map_err(h5)?;
         let root = f.root_group();
         let root_sets = root.dataset_names().map_err(h5)?;
         let mut prefixes = Vec::new();
@@ -117,6 +125,7 @@ impl AstroClipH5 {
                     .map_err(|_| fmt_err(path, format!("group {group_name:?} has `images` but no `{name}` dataset")))
             };
             let images = need("images")?;
+            h5::check_declared(&images, path, FORMAT, &format!("{prefix}images"))?;
             let ishape = images.shape();
             if ishape.len() != 4 || ishape[1] != ishape[2] || ishape[3] != bands.len() {
                 return Err(fmt_err(
@@ -129,12 +138,33 @@ impl AstroClipH5 {
                 ));
             }
             let n = ishape[0];
+            if ishape[1] > super::MAX_IMAGE_SIDE {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "{group_name}/images are {} px wide; at most {} px are read",
+                        ishape[1],
+                        super::MAX_IMAGE_SIDE
+                    ),
+                ));
+            }
             let spectra = need("spectra")?;
+            h5::check_declared(&spectra, path, FORMAT, &format!("{prefix}spectra"))?;
             let sshape = spectra.shape();
             if !(sshape.len() == 2 || (sshape.len() == 3 && sshape[2] == 1)) || sshape[0] != n {
                 return Err(fmt_err(
                     path,
                     format!("{group_name}/spectra has shape {sshape:?}; expected ({n}, L, 1) or ({n}, L)"),
+                ));
+            }
+            if sshape[1] > super::MAX_SPECTRUM_BINS {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "{group_name}/spectra have {} bins; at most {} are read",
+                        sshape[1],
+                        super::MAX_SPECTRUM_BINS
+                    ),
                 ));
             }
             if image_size == 0 {
@@ -160,14 +190,16 @@ impl AstroClipH5 {
                 Err(_) => false,
             };
             if let Ok(w) = ds("wavelength") {
-                let w: Vec<f32> = w.read_numeric_as::<f32>().map_err(h5)?;
+                let (_, w) = h5::read_all::<f32>(&w, path, FORMAT, &format!("{prefix}wavelength"))?;
+                check_wavelengths(&w.iter().map(|&v| v as f64).collect::<Vec<_>>())
+                    .map_err(|e| fmt_err(path, format!("{group_name}/wavelength: {e}")))?;
                 if wavelength.as_ref().is_some_and(|prev| prev != &w) {
                     return Err(fmt_err(path, format!("{group_name}/wavelength differs from the first group's grid")));
                 }
                 wavelength = Some(w);
             }
-            let ids: Vec<i64> = need("targetids")?.read_numeric_as::<i64>().map_err(h5)?;
-            let z: Vec<f32> = need("redshifts")?.read_numeric_as::<f32>().map_err(h5)?;
+            let ids = read_ids(&need("targetids")?, path, &format!("{prefix}targetids"))?;
+            let (_, z) = h5::read_all::<f32>(&need("redshifts")?, path, FORMAT, &format!("{prefix}redshifts"))?;
             if ids.len() != n || z.len() != n {
                 return Err(fmt_err(
                     path,
@@ -181,8 +213,8 @@ impl AstroClipH5 {
                 root.group(&group_name).and_then(|g| g.dataset_names()).map_err(h5)?
             };
             for name in g_sets.iter().filter_map(|s| s.strip_prefix("truth_")) {
-                let col: Vec<f32> =
-                    ds(&format!("truth_{name}")).and_then(|d| d.read_numeric_as::<f32>()).map_err(h5)?;
+                let key = format!("{prefix}truth_{name}");
+                let (_, col) = h5::read_all::<f32>(&ds(&format!("truth_{name}")).map_err(h5)?, path, FORMAT, &key)?;
                 if col.len() != n {
                     return Err(fmt_err(
                         path,
@@ -210,7 +242,7 @@ impl AstroClipH5 {
                 }
             }
             parts.push(Part { prefix, start: object_ids.len(), n, has_ivar });
-            object_ids.extend(ids.iter().map(|id| id.to_string()));
+            object_ids.extend(ids);
         }
         let wavelength = match wavelength {
             Some(w) if w.len() == n_bins => w,
@@ -379,31 +411,31 @@ impl ObjectReader for H5Reader<'_> {
         })?;
         let p = display(path);
         check_image(&p, object, image)?;
-        check_spectrum(&p, object, flux, ivar)
+        check_spectrum(&p, object, flux, ivar)?;
+        check_usable(&p, object, ivar)
     }
 }
 
 /// Writes a survey in AstroCLIP's layout (one group `"0"`), plus astroclip's optional members
-/// (`ivar`, `wavelength`, `truth_*`, attributes). `targetids` are the object ids when they are
-/// integers, else their trailing integer (`synth-42-000017` → 17). Written to
-/// `<path>.partial` and renamed, so a crash leaves no half file.
+/// (`ivar`, `wavelength`, `truth_*`, attributes). Object ids are never changed: when every id
+/// is an integer written the canonical way (`-5`, `39627745545617766`, not `+7` or `007`),
+/// `targetids` is int64 as in AstroCLIP's files; otherwise it is a string dataset holding the
+/// ids as given. Duplicate ids are refused. Written to `<path>.partial` and renamed, so a
+/// crash leaves no half file.
 pub fn write(survey: &Survey, path: &Path) -> Result<(), DataError> {
     let n = survey.len();
     let s = survey.image_size;
     let b = survey.bands.len();
     let l = survey.wavelength.len();
-    let ids: Vec<i64> = survey
-        .object_ids
-        .iter()
-        .map(|id| {
-            let digits: String =
-                id.chars().rev().take_while(|c| c.is_ascii_digit()).collect::<Vec<_>>().into_iter().rev().collect();
-            digits.parse::<i64>().map_err(|_| DataError::Content {
-                path: display(path),
-                detail: format!("object id {id:?} has no integer target id for the HDF5 `targetids` dataset"),
-            })
-        })
-        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::HashSet::with_capacity(n);
+    if let Some(dup) = survey.object_ids.iter().find(|id| !seen.insert(id.as_str())) {
+        return Err(DataError::Content {
+            path: display(path),
+            detail: format!("object id {dup:?} occurs more than once; ids must be unique to be written"),
+        });
+    }
+    let ints: Option<Vec<i64>> =
+        survey.object_ids.iter().map(|id| id.parse::<i64>().ok().filter(|v| v.to_string() == *id)).collect();
     let tmp = path.with_extension("partial");
     let h5 = |e: rust_hdf5::Hdf5Error| DataError::Content { path: display(path), detail: format!("writing HDF5: {e}") };
     {
@@ -432,7 +464,15 @@ pub fn write(survey: &Survey, path: &Path) -> Result<(), DataError> {
             .map_err(h5)?
             .write_raw(&survey.wavelength)
             .map_err(h5)?;
-        g.new_dataset::<i64>().shape([n]).create("targetids").map_err(h5)?.write_raw(&ids).map_err(h5)?;
+        match &ints {
+            Some(ids) => {
+                g.new_dataset::<i64>().shape([n]).create("targetids").map_err(h5)?.write_raw(ids).map_err(h5)?;
+            }
+            None => {
+                let ids: Vec<&str> = survey.object_ids.iter().map(String::as_str).collect();
+                g.write_vlen_strings("targetids", &ids).map_err(h5)?;
+            }
+        }
         let z = survey.truth_column("redshift").map(<[f32]>::to_vec).unwrap_or_else(|| vec![f32::NAN; n]);
         g.new_dataset::<f32>().shape([n]).create("redshifts").map_err(h5)?.write_raw(&z).map_err(h5)?;
         for (name, col) in survey.truth.iter().filter(|(name, _)| name != "redshift") {

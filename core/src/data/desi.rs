@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::fits::FitsFile;
 use super::grid::{Arm, combine_arms_desi, desi_grid};
-use super::{DataError, OnBad, SpectrumRecord, check_spectrum};
+use super::{DataError, OnBad, SpectrumRecord, check_spectrum, check_usable};
 
 pub const ARMS: [&str; 3] = ["B", "R", "Z"];
 
@@ -140,7 +140,10 @@ pub fn read_coadd(
                 .zip(&buf)
                 .map(|(a, (fl, iv, m))| Arm { name: a.name, wavelength: &a.wave, flux: fl, ivar: iv, mask: m })
                 .collect();
-            combine_arms_desi(&views).map_err(|detail| DataError::Content { path: p.clone(), detail })
+            let (flux, ivar) =
+                combine_arms_desi(&views).map_err(|detail| DataError::Content { path: p.clone(), detail })?;
+            check_usable(&p, &object, &ivar)?;
+            Ok((flux, ivar))
         })();
         match result {
             Ok((flux, ivar)) => {

@@ -12,6 +12,23 @@ pub fn desi_grid() -> Vec<f64> {
     (0..DESI_NBINS).map(|i| DESI_LAMBDA_MIN + DESI_DLAMBDA * i as f64).collect()
 }
 
+/// Checks a wavelength grid is usable: every value finite and positive, strictly increasing.
+/// Returns what is wrong, naming the first offending pixel.
+pub fn check_wavelengths(wave: &[f64]) -> Result<(), String> {
+    if let Some(p) = wave.iter().position(|w| !w.is_finite() || *w <= 0.0) {
+        return Err(format!("wavelength[{p}] = {} is not a finite positive wavelength", wave[p]));
+    }
+    if let Some(p) = wave.windows(2).position(|w| w[1] <= w[0]) {
+        return Err(format!(
+            "wavelengths are not strictly increasing: [{p}] = {}, [{}] = {}",
+            wave[p],
+            p + 1,
+            wave[p + 1]
+        ));
+    }
+    Ok(())
+}
+
 /// One arm (camera) of a spectrum: wavelengths, flux, ivar and the instrument mask (non-zero =
 /// bad pixel).
 pub struct Arm<'a> {
@@ -24,12 +41,23 @@ pub struct Arm<'a> {
 
 /// Combines arms onto the DESI grid by inverse-variance weighting where they overlap, as
 /// desispec's `coadd_cameras` does: every arm pixel must sit on the grid's lattice (within
-/// 1e-3 Å); pixels with a non-zero mask or ivar ≤ 0 are excluded. Output bins no arm covers
+/// 1e-3 Å, finite and increasing); pixels with a non-zero mask or ivar ≤ 0 are excluded. Output bins no arm covers
 /// get flux 0, ivar 0. Returns the arm whose grid is off the lattice as the error.
 pub fn combine_arms_desi(arms: &[Arm<'_>]) -> Result<(Vec<f32>, Vec<f32>), String> {
     let mut num = vec![0f64; DESI_NBINS];
     let mut den = vec![0f64; DESI_NBINS];
     for arm in arms {
+        check_wavelengths(arm.wavelength).map_err(|e| format!("arm {}: {e}", arm.name))?;
+        let n = arm.wavelength.len();
+        if arm.flux.len() != n || arm.ivar.len() != n || arm.mask.len() != n {
+            return Err(format!(
+                "arm {}: {n} wavelengths but {} flux, {} ivar and {} mask values",
+                arm.name,
+                arm.flux.len(),
+                arm.ivar.len(),
+                arm.mask.len()
+            ));
+        }
         for (p, &w) in arm.wavelength.iter().enumerate() {
             let x = (w - DESI_LAMBDA_MIN) / DESI_DLAMBDA;
             let j = x.round();
@@ -76,7 +104,11 @@ pub fn edges(centres: &[f64]) -> Vec<f64> {
 /// input bins it covers, and its variance `Σ(wᵢ² σᵢ²) / (Σwᵢ)²`. Input pixels with ivar ≤ 0
 /// are excluded; an output bin whose good input overlap covers less than half its width, or
 /// that lies outside the input range, gets flux 0 and ivar 0.
+///
+/// Both grids must pass [`check_wavelengths`] and `flux`/`ivar` match `src_wave` in length
+/// (callers check; a mismatch here is a programming error).
 pub fn resample(src_wave: &[f64], flux: &[f32], ivar: &[f32], dst_wave: &[f64]) -> (Vec<f32>, Vec<f32>) {
+    assert!(flux.len() == src_wave.len() && ivar.len() == src_wave.len(), "resample: lengths differ");
     let se = edges(src_wave);
     let de = edges(dst_wave);
     let mut out_f = vec![0f32; dst_wave.len()];

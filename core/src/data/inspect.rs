@@ -46,20 +46,10 @@ pub fn detect(path: &Path) -> Result<Format, DataError> {
         return Ok(Format::SurveySafetensors);
     }
     if name.ends_with(".h5") || name.ends_with(".hdf5") {
-        let f = std::panic::catch_unwind(|| rust_hdf5::H5File::open(path))
-            .map_err(|_| DataError::Content {
-                path: path.display().to_string(),
-                detail: "the HDF5 decoder failed; is the file corrupt?".into(),
-            })?
-            .map_err(|e| {
-                if path.exists() {
-                    DataError::Format { path: path.display().to_string(), format: "HDF5", detail: e.to_string() }
-                } else {
-                    DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"))
-                }
-            })?;
-        let root = f.root_group();
-        let sets = root.dataset_names().unwrap_or_default();
+        let f = super::h5::open(path, "HDF5")?;
+        let sets = super::h5::guarded(path, "HDF5", "listing datasets", || {
+            Ok(f.root_group().dataset_names().unwrap_or_default())
+        })?;
         if sets.iter().any(|s| s == "spectrum_flux") {
             return Ok(Format::MmuSpectra);
         }
@@ -162,7 +152,8 @@ fn spectra_report(report: &mut Report, specs: &[SpectrumRecord]) {
     }
     report.objects = specs.len() + report.bad_objects.len();
     report.spectrum_bins = specs.first().map(|s| s.wavelength.len());
-    report.wavelength_range = range(specs.iter().flat_map(|s| [s.wavelength[0], s.wavelength[s.wavelength.len() - 1]]));
+    report.wavelength_range =
+        range(specs.iter().flat_map(|s| s.wavelength.first().into_iter().chain(s.wavelength.last())).copied());
     report.redshift_range = range(specs.iter().filter_map(|s| s.redshift));
     report.flux = Some(flux);
     report.ivar = Some(ivar);
@@ -217,7 +208,7 @@ pub fn inspect(path: &Path) -> Result<Report, DataError> {
             r.pixel_scale = Some(src.pixel_scale() as f64);
             r.spectrum_bins = Some(src.wavelength().len());
             let w = src.wavelength();
-            r.wavelength_range = Some((w[0] as f64, w[w.len() - 1] as f64));
+            r.wavelength_range = w.first().zip(w.last()).map(|(a, b)| (*a as f64, *b as f64));
             r.redshift_range = src.truth_column("redshift").and_then(|z| range(z.iter().map(|&v| v as f64)));
             r.columns = src.truth().iter().map(|(n, _)| n.clone()).collect();
             let (mut img, mut flux, mut ivar) = (ValueStats::default(), ValueStats::default(), ValueStats::default());
@@ -379,19 +370,26 @@ pub fn read_spectra_any(path: &Path, redrock: Option<&Path>, on_bad: OnBad) -> s
             Err(e) => Err(e),
         },
         Format::MmuSpectra => {
-            let (specs, skipped) = super::mmu::read_spectra(path, on_bad)?;
-            let specs = specs
-                .into_iter()
-                .map(|mut s| {
-                    if !on_desi_grid(&s.wavelength) {
-                        let (f, iv) = resample(&s.wavelength, &s.flux, &s.ivar, &grid);
-                        s.mask = iv.iter().map(|&w| w <= 0.0).collect();
-                        (s.flux, s.ivar, s.wavelength) = (f, iv, grid.clone());
+            let (specs, mut skipped) = super::mmu::read_spectra(path, on_bad)?;
+            let mut out = Vec::with_capacity(specs.len());
+            for mut s in specs {
+                if !on_desi_grid(&s.wavelength) {
+                    let (f, iv) = resample(&s.wavelength, &s.flux, &s.ivar, &grid);
+                    s.mask = iv.iter().map(|&w| w <= 0.0).collect();
+                    (s.flux, s.ivar, s.wavelength) = (f, iv, grid.clone());
+                    // Usable on its own grid, perhaps not where it overlaps DESI's.
+                    match super::check_usable(&path.display().to_string(), &s.object_id, &s.ivar) {
+                        Ok(()) => {}
+                        Err(e) if on_bad == OnBad::Skip => {
+                            skipped.push((s.object_id.clone(), format!("{} on the DESI grid", e.brief())));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
                     }
-                    s
-                })
-                .collect();
-            Ok((specs, skipped))
+                }
+                out.push(s);
+            }
+            Ok((out, skipped))
         }
         other => Err(DataError::Content {
             path: path.display().to_string(),
@@ -437,6 +435,26 @@ fn fit_image(img: &ImageRecord, size: usize, bands: &[String]) -> Result<Vec<f32
 
 /// Reads, pairs and writes `out` in the AstroCLIP HDF5 layout (with ivar).
 pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError> {
+    let arg = |name: &str, detail: String| DataError::Content { path: name.into(), detail };
+    if spec.bands.is_empty() || spec.bands.iter().any(|b| b.trim().is_empty()) {
+        return Err(arg("--bands", format!("{:?} must name at least one band, none empty (e.g. g,r,z)", spec.bands)));
+    }
+    if let Some(dup) = spec.bands.iter().enumerate().find(|(i, b)| spec.bands[..*i].contains(b)) {
+        return Err(arg("--bands", format!("band {:?} is named twice in {}", dup.1, spec.bands.join(","))));
+    }
+    if spec.image_size == 0 || spec.image_size > super::MAX_IMAGE_SIDE {
+        return Err(arg(
+            "--image-size",
+            format!(
+                "{} px; give 1 to {} (AstroCLIP uses 144 after cropping 152)",
+                spec.image_size,
+                super::MAX_IMAGE_SIDE
+            ),
+        ));
+    }
+    if !(spec.radius_arcsec.is_finite() && spec.radius_arcsec > 0.0) {
+        return Err(arg("--radius", format!("{} arcsec; give a positive number", spec.radius_arcsec)));
+    }
     let mut spectra = Vec::new();
     let mut skipped = Vec::new();
     for p in &spec.spectra {
@@ -513,15 +531,14 @@ pub fn import(spec: &ImportSpec, out: &Path) -> Result<ImportSummary, DataError>
             spec.spectra, spec.images, spec.match_by
         ),
     };
-    for (k, &(i, j)) in pairs.iter().enumerate() {
+    for &(i, j) in &pairs {
         let (sp, im) = (&spectra[i], &images[j]);
         let pix = fit_image(im, s, &spec.bands).map_err(|detail| DataError::BadObject {
             path: im.provenance.clone(),
             object: im.object_id.clone(),
             detail,
         })?;
-        let id = if sp.object_id.parse::<i64>().is_ok() { sp.object_id.clone() } else { format!("{k}") };
-        survey.object_ids.push(id);
+        survey.object_ids.push(sp.object_id.clone());
         survey.images.extend(pix);
         survey.spectra.extend(&sp.flux);
         survey.ivar.extend(&sp.ivar);

@@ -43,6 +43,18 @@ pub fn read_cutout(path: &Path) -> Result<ImageRecord, DataError> {
             detail: "no pixel scale in the header (CD1_1/CD2_2, CDELT1 or PIXSCALE)".into(),
         });
     };
+    if !(pixel_scale.is_finite() && pixel_scale > 0.0) {
+        return Err(DataError::Content {
+            path: p,
+            detail: format!("the header's pixel scale is {pixel_scale} arcsec; it must be a positive number"),
+        });
+    }
+    if h > super::MAX_IMAGE_SIDE || w > super::MAX_IMAGE_SIDE {
+        return Err(DataError::Content {
+            path: p,
+            detail: format!("the image is {h}×{w} px; at most {} px a side are read", super::MAX_IMAGE_SIDE),
+        });
+    }
     // (bands, H, W) → (H, W, bands), AstroCLIP's layout.
     let mut flux = vec![0f32; b * h * w];
     for k in 0..b {

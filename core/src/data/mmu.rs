@@ -9,21 +9,17 @@ use std::path::Path;
 
 use rust_hdf5::{H5Dataset, H5File};
 
-use super::{DataError, ImageRecord, OnBad, SpectrumRecord, check_spectrum};
+use super::grid::check_wavelengths;
+use super::{DataError, ImageRecord, OnBad, SpectrumRecord, check_spectrum, check_usable, h5};
 
 const FORMAT: &str = "Multimodal Universe HDF5";
 
 fn fmt_err(path: &Path, detail: impl Into<String>) -> DataError {
-    DataError::Format { path: path.display().to_string(), format: FORMAT, detail: detail.into() }
+    h5::fmt_err(path, FORMAT, detail)
 }
 
 fn open(path: &Path) -> Result<H5File, DataError> {
-    if !path.exists() {
-        return Err(DataError::io(path, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
-    }
-    std::panic::catch_unwind(|| H5File::open(path))
-        .map_err(|_| fmt_err(path, "the HDF5 decoder failed; is the file corrupt?"))?
-        .map_err(|e| fmt_err(path, e.to_string()))
+    h5::open(path, FORMAT)
 }
 
 fn dataset(f: &H5File, path: &Path, name: &str) -> Result<H5Dataset, DataError> {
@@ -31,49 +27,64 @@ fn dataset(f: &H5File, path: &Path, name: &str) -> Result<H5Dataset, DataError> 
 }
 
 fn floats(f: &H5File, path: &Path, name: &str) -> Result<(Vec<usize>, Vec<f32>), DataError> {
-    let d = dataset(f, path, name)?;
-    let v = d.read_numeric_as::<f32>().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))?;
-    Ok((d.shape(), v))
+    h5::read_all::<f32>(&dataset(f, path, name)?, path, FORMAT, name)
 }
 
-/// Bool/uint8 masks (h5py writes numpy bools as an int8 enum): any non-zero byte is set.
-fn flags(f: &H5File, path: &Path, name: &str) -> Result<Option<Vec<bool>>, DataError> {
+/// A per-object column (`ra`, `z`, …): exactly one value per object id.
+fn per_object(f: &H5File, path: &Path, name: &str, n: usize) -> Result<Option<Vec<f64>>, DataError> {
     let Ok(d) = f.dataset(name) else { return Ok(None) };
-    if let Ok(v) = d.read_numeric_as::<u8>() {
-        return Ok(Some(v.into_iter().map(|b| b != 0).collect()));
+    let (_, v) = h5::read_all::<f64>(&d, path, FORMAT, name)?;
+    if v.len() != n {
+        return Err(fmt_err(path, format!("`{name}` has {} values for {n} object ids", v.len())));
     }
-    let raw = d.read_raw_bytes().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))?;
-    let n = d.total_elements();
-    if raw.len() != n {
-        return Err(fmt_err(
-            path,
-            format!("`{name}` has {}-byte elements; expected a bool/uint8 mask", raw.len() / n.max(1)),
-        ));
+    Ok(Some(v))
+}
+
+/// Bool/uint8 masks (h5py writes numpy bools as an int8 enum): any non-zero byte is set. The
+/// mask must have `expected` elements (those of the array it masks).
+fn flags(f: &H5File, path: &Path, name: &str, expected: usize) -> Result<Option<Vec<bool>>, DataError> {
+    let Ok(d) = f.dataset(name) else { return Ok(None) };
+    h5::check_declared(&d, path, FORMAT, name)?;
+    let v = match h5::guarded(path, FORMAT, &format!("reading `{name}`"), || Ok(d.read_numeric_as::<u8>().ok()))? {
+        Some(v) => v.into_iter().map(|b| b != 0).collect::<Vec<_>>(),
+        None => {
+            let raw = h5::guarded(path, FORMAT, &format!("reading `{name}`"), || {
+                d.read_raw_bytes().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))
+            })?;
+            let n = d.total_elements();
+            if raw.len() != n {
+                return Err(fmt_err(
+                    path,
+                    format!("`{name}` has {}-byte elements; expected a bool/uint8 mask", raw.len() / n.max(1)),
+                ));
+            }
+            raw.into_iter().map(|b| b != 0).collect()
+        }
+    };
+    if v.len() != expected {
+        return Err(fmt_err(path, format!("`{name}` has {} values; the array it masks has {expected}", v.len())));
     }
-    Ok(Some(raw.into_iter().map(|b| b != 0).collect()))
+    Ok(Some(v))
 }
 
 /// Object ids as strings, whether stored as integers or fixed/variable-length strings.
 fn ids(f: &H5File, path: &Path) -> Result<Vec<String>, DataError> {
     let d = dataset(f, path, "object_id")?;
-    if let Ok(v) = d.read_numeric_as::<i64>() {
-        return Ok(v.into_iter().map(|x| x.to_string()).collect());
-    }
-    d.read_strings()
-        .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
-        .map_err(|e| fmt_err(path, format!("`object_id`: {e}")))
+    h5::check_declared(&d, path, FORMAT, "object_id")?;
+    h5::guarded(path, FORMAT, "reading `object_id`", || {
+        if let Ok(v) = d.read_numeric_as::<i64>() {
+            return Ok(v.into_iter().map(|x| x.to_string()).collect());
+        }
+        d.read_strings()
+            .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
+            .map_err(|e| fmt_err(path, format!("`object_id`: {e}")))
+    })
 }
 
 type Coords = Vec<(Option<f64>, Option<f64>)>;
 
 fn coords(f: &H5File, path: &Path, n: usize) -> Result<Coords, DataError> {
-    let get = |name: &str| -> Result<Option<Vec<f64>>, DataError> {
-        match f.dataset(name) {
-            Ok(d) => Ok(Some(d.read_numeric_as::<f64>().map_err(|e| fmt_err(path, format!("`{name}`: {e}")))?)),
-            Err(_) => Ok(None),
-        }
-    };
-    let (ra, dec) = (get("ra")?, get("dec")?);
+    let (ra, dec) = (per_object(f, path, "ra", n)?, per_object(f, path, "dec", n)?);
     Ok((0..n).map(|i| (ra.as_ref().map(|v| v[i]), dec.as_ref().map(|v| v[i]))).collect())
 }
 
@@ -93,13 +104,15 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> super::ReadResult<SpectrumRec
     if !shared_lambda && ls != fs {
         return Err(fmt_err(path, format!("spectrum_lambda has shape {ls:?}; expected ({n}, {l}) or ({l},)")));
     }
-    let mask = flags(&f, path, "spectrum_mask")?;
-    let z = ["z", "Z"]
-        .iter()
-        .find_map(|k| f.dataset(k).ok())
-        .map(|d| d.read_numeric_as::<f64>())
-        .transpose()
-        .map_err(|e| fmt_err(path, format!("`z`: {e}")))?;
+    let mask = flags(&f, path, "spectrum_mask", flux.len())?;
+    let z = match per_object(&f, path, "z", n)? {
+        Some(z) => Some(z),
+        None => per_object(&f, path, "Z", n)?,
+    };
+    if shared_lambda {
+        check_wavelengths(&lambda.iter().map(|&v| v as f64).collect::<Vec<_>>())
+            .map_err(|e| fmt_err(path, format!("spectrum_lambda: {e}")))?;
+    }
     let pos = coords(&f, path, n)?;
     let mut out = Vec::with_capacity(n);
     let mut skipped = Vec::new();
@@ -113,7 +126,15 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> super::ReadResult<SpectrumRec
         } else {
             lambda[s].iter().map(|&v| v as f64).collect()
         };
-        match check_spectrum(&p, &ids[i], &fl, &iv) {
+        let checked = check_wavelengths(&wave)
+            .map_err(|e| DataError::BadObject {
+                path: p.clone(),
+                object: ids[i].clone(),
+                detail: format!("spectrum_lambda row {i}: {e}"),
+            })
+            .and_then(|()| check_spectrum(&p, &ids[i], &fl, &iv))
+            .and_then(|()| check_usable(&p, &ids[i], &iv));
+        match checked {
             Ok(()) => out.push(SpectrumRecord {
                 object_id: ids[i].clone(),
                 ra: pos[i].0,
@@ -147,24 +168,74 @@ pub fn read_images(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRecord>
     if sn != n {
         return Err(fmt_err(path, format!("image_array has {sn} rows for {n} object ids")));
     }
+    // read_all checked the values number N × bands × H × W, so `per` cannot overflow.
+    let per = b * h * w;
     let bands: Vec<String> = match f.dataset("image_band") {
         Ok(d) => {
-            let v = d.read_strings().map_err(|e| fmt_err(path, format!("`image_band`: {e}")))?;
-            v.into_iter().take(b).map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect()
+            h5::check_declared(&d, path, FORMAT, "image_band")?;
+            let v = h5::guarded(path, FORMAT, "reading `image_band`", || {
+                d.read_strings().map_err(|e| fmt_err(path, format!("`image_band`: {e}")))
+            })?;
+            // One name per band, either once for the file or once per object (MMU writes it
+            // per object); a list of another length cannot say which plane is which band.
+            let names: Vec<String> = v.iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect();
+            if names.len() == b || (names.len() == n * b && n > 0) {
+                if let Some(k) = names.chunks(b.max(1)).position(|c| c != &names[..b]) {
+                    return Err(fmt_err(
+                        path,
+                        format!("image_band differs between objects (object {k}: {:?})", names.chunks(b.max(1)).nth(k)),
+                    ));
+                }
+                names[..b].to_vec()
+            } else {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "image_band names {} bands ({}) but image_array has {b} band planes; each plane must be named",
+                        names.len(),
+                        names.iter().take(8).cloned().collect::<Vec<_>>().join(",")
+                    ),
+                ));
+            }
         }
         Err(_) => return Err(fmt_err(path, "no `image_band` dataset naming the bands")),
     };
     let ivar = match f.dataset("image_ivar") {
-        Ok(_) => Some(floats(&f, path, "image_ivar")?.1),
+        Ok(_) => {
+            let (ishape, iv) = floats(&f, path, "image_ivar")?;
+            if iv.len() != arr.len() {
+                return Err(fmt_err(path, format!("image_ivar has shape {ishape:?}; image_array has {shape:?}")));
+            }
+            Some(iv)
+        }
         Err(_) => None,
     };
-    let mask = flags(&f, path, "image_mask")?;
+    let mask = flags(&f, path, "image_mask", arr.len())?;
     let scale = match f.dataset("image_scale") {
-        Ok(_) => Some(floats(&f, path, "image_scale")?.1),
+        Ok(_) => {
+            let (sshape, sc) = floats(&f, path, "image_scale")?;
+            // One scale for the file, one per object, or one per object and band (MMU's
+            // Legacy Survey shards: (N, bands)); the first band's is used.
+            if !(sc.len() == 1 || (n > 0 && (sc.len() == n || sc.len() == n * b))) {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "image_scale has shape {sshape:?}; expected one value, one per object ({n}) or one per object \
+                         and band ({n}, {b})"
+                    ),
+                ));
+            }
+            if let Some(bad) = sc.iter().find(|v| !v.is_finite() || **v <= 0.0) {
+                return Err(fmt_err(
+                    path,
+                    format!("image_scale holds {bad}; a pixel scale is a positive arcsec value"),
+                ));
+            }
+            Some(sc)
+        }
         Err(_) => None,
     };
     let pos = coords(&f, path, n)?;
-    let per = b * h * w;
     let mut out = Vec::with_capacity(n);
     let mut skipped = Vec::new();
     for i in 0..n {
@@ -217,7 +288,10 @@ pub fn read_images(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRecord>
             flux,
             ivar: iv,
             mask: Some(m),
-            pixel_scale: scale.as_ref().map(|s| s[i * (s.len() / n.max(1))] as f64).unwrap_or(0.262),
+            pixel_scale: scale
+                .as_ref()
+                .map(|s| s[if s.len() == 1 { 0 } else { i * (s.len() / n) }] as f64)
+                .unwrap_or(0.262),
             provenance: format!("MMU images {p} row {i}"),
         });
     }

@@ -11,6 +11,7 @@ pub mod crossmatch;
 pub mod desi;
 pub mod fits;
 pub mod grid;
+mod h5;
 pub mod inspect;
 pub mod legacy;
 pub mod loader;
@@ -23,6 +24,12 @@ use std::path::Path;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+
+/// The largest image side (pixels) and spectrum length (bins) a reader accepts: a file
+/// declaring more is refused before anything is allocated for it (AstroCLIP uses 152 px and
+/// 7781 bins; the bounds leave room for any survey cutout or spectrograph).
+pub const MAX_IMAGE_SIDE: usize = 4096;
+pub const MAX_SPECTRUM_BINS: usize = 1_000_000;
 
 /// What to do with an object whose values cannot be used (NaN/inf flux where ivar > 0, a
 /// wrong shape, an id without its other modality).
@@ -165,6 +172,20 @@ pub fn check_spectrum(path: &str, object: &str, flux: &[f32], ivar: &[f32]) -> R
         }
     }
     Ok(())
+}
+
+/// A spectrum must carry information somewhere: at least one pixel with ivar > 0. One with
+/// every pixel masked or at ivar 0 (DESI's unassigned and broken fibres) is an unusable
+/// object, which `inspect` reports and `on_bad` decides about.
+pub fn check_usable(path: &str, object: &str, ivar: &[f32]) -> Result<(), DataError> {
+    if ivar.iter().any(|&w| w > 0.0) {
+        return Ok(());
+    }
+    Err(DataError::BadObject {
+        path: path.into(),
+        object: object.into(),
+        detail: format!("spectrum has no usable pixel (all {} pixels masked or with ivar 0)", ivar.len()),
+    })
 }
 
 pub fn check_image(path: &str, object: &str, image: &[f32]) -> Result<(), DataError> {

@@ -6,8 +6,8 @@
 use std::path::Path;
 
 use super::fits::FitsFile;
-use super::grid::resample;
-use super::{DataError, SpectrumRecord, check_spectrum};
+use super::grid::{check_wavelengths, resample};
+use super::{DataError, SpectrumRecord, check_spectrum, check_usable};
 
 /// Reads one SDSS spectrum and resamples it onto `grid` (Å). Pixels with a non-zero
 /// `and_mask` get ivar 0 before resampling; grid bins outside the SDSS range get ivar 0.
@@ -34,14 +34,26 @@ pub fn read_spec(path: &Path, grid: &[f64]) -> Result<SpectrumRecord, DataError>
     };
     let object_id = object_id
         .unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().to_string()).unwrap_or_else(|| p.clone()));
-    let wave: Vec<f64> = loglam.iter().map(|l| 10f64.powf(*l)).collect();
-    if wave.windows(2).any(|w| w[1] <= w[0]) {
-        return Err(DataError::Content { path: p, detail: "loglam is not strictly increasing".into() });
+    if flux.len() != loglam.len() || ivar.len() != loglam.len() || and_mask.len() != loglam.len() {
+        return Err(DataError::Content {
+            path: p,
+            detail: format!(
+                "COADD columns differ in length: loglam {}, flux {}, ivar {}, and_mask {}",
+                loglam.len(),
+                flux.len(),
+                ivar.len(),
+                and_mask.len()
+            ),
+        });
     }
+    let wave: Vec<f64> = loglam.iter().map(|l| 10f64.powf(*l)).collect();
+    check_wavelengths(&wave).map_err(|e| DataError::Content { path: p.clone(), detail: format!("loglam: {e}") })?;
     let flux32: Vec<f32> = flux.iter().map(|&v| v as f32).collect();
     let ivar32: Vec<f32> = ivar.iter().zip(&and_mask).map(|(&w, &m)| if m != 0 { 0.0 } else { w as f32 }).collect();
     check_spectrum(&p, &object_id, &flux32, &ivar32)?;
+    check_wavelengths(grid).map_err(|e| DataError::Content { path: p.clone(), detail: format!("target grid: {e}") })?;
     let (rf, riv) = resample(&wave, &flux32, &ivar32, grid);
+    check_usable(&p, &object_id, &riv)?;
     let mask = riv.iter().map(|&w| w <= 0.0).collect();
     Ok(SpectrumRecord {
         object_id,

@@ -76,6 +76,8 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Capabilities {
+    /// Kept so that manifests written for 1.0 still parse; only `false` is accepted: plugins
+    /// never get filesystem or network access (a WASM plugin gets no WASI at all).
     pub filesystem: bool,
     pub network: bool,
     /// Linear-memory cap (WASM); growth beyond it traps.
@@ -108,6 +110,48 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PluginError + '_ {
     move |source| PluginError::Io { path: path.display().to_string(), source }
 }
 
+/// The largest manifest and entry file read (a manifest is a few hundred bytes; the largest
+/// plugin library we know of is tens of MB).
+const MAX_MANIFEST_BYTES: u64 = 1 << 20;
+const MAX_ENTRY_BYTES: u64 = 1 << 30;
+
+/// Reads a plugin file only if it is a regular file, not a symlink (which could point out of
+/// the plugin directory: `plugins add` would copy whatever it names) and not a FIFO or device
+/// (whose read blocks forever), of at most `limit` bytes.
+fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::symlink_metadata(path).map_err(|e| e.to_string())?;
+    if meta.file_type().is_symlink() {
+        return Err("is a symbolic link; plugin files must be regular files inside the plugin directory".into());
+    }
+    if !meta.is_file() {
+        return Err("is not a regular file (a directory, FIFO, socket or device)".into());
+    }
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    // Checked again on the open file, in case it was swapped since.
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if !meta.is_file() {
+        return Err("is not a regular file".into());
+    }
+    if meta.len() > limit {
+        return Err(format!("is {} bytes; at most {limit} are read", meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > limit {
+        return Err(format!("grew past {limit} bytes while being read"));
+    }
+    Ok(bytes)
+}
+
+/// Largest accepted semver component: a version such as `18446744073709551615.0.0` is a
+/// mistake, not a release.
+const MAX_VERSION_COMPONENT: u64 = 999_999;
+
+fn sane_semver(v: &str) -> bool {
+    parse_semver(v).is_some_and(|(a, b, c)| [a, b, c].iter().all(|&x| x <= MAX_VERSION_COMPONENT))
+}
+
 fn valid_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
 }
@@ -124,18 +168,55 @@ impl PluginDir {
     /// entry file (see [`PluginDir::verify`]).
     pub fn open(dir: &Path) -> Result<Self, PluginError> {
         let path = dir.join(MANIFEST);
-        let text = std::fs::read_to_string(&path).map_err(io(&path))?;
         let err = |detail: String| PluginError::Manifest { path: path.display().to_string(), detail };
+        let bytes = read_regular(&path, MAX_MANIFEST_BYTES).map_err(|e| {
+            if std::fs::symlink_metadata(&path).is_err() {
+                PluginError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::new(std::io::ErrorKind::NotFound, e),
+                }
+            } else {
+                err(e)
+            }
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| err("is not UTF-8 text".into()))?;
         let manifest: Manifest = toml::from_str(&text).map_err(|e| err(e.to_string()))?;
         let p = &manifest.plugin;
         if !valid_id(&p.id) {
             return Err(err(format!("plugin.id {:?} must match ^[a-z0-9-]+$ (at most 64 characters)", p.id)));
         }
-        if parse_semver(&p.version).is_none() {
-            return Err(err(format!("plugin.version {:?} is not a semver version (MAJOR.MINOR.PATCH)", p.version)));
+        if !sane_semver(&p.version) {
+            return Err(err(format!(
+                "plugin.version {:?} is not a semver version (MAJOR.MINOR.PATCH, each at most {MAX_VERSION_COMPONENT})",
+                p.version
+            )));
         }
-        if parse_semver(&p.api_version).is_none() {
-            return Err(err(format!("plugin.api_version {:?} is not a semver version", p.api_version)));
+        if !sane_semver(&p.api_version) {
+            return Err(err(format!(
+                "plugin.api_version {:?} is not a semver version (each part at most {MAX_VERSION_COMPONENT})",
+                p.api_version
+            )));
+        }
+        let c = &manifest.capabilities;
+        for (key, granted) in [("filesystem", c.filesystem), ("network", c.network)] {
+            if granted {
+                return Err(err(format!(
+                    "capabilities.{key} = true: plugins get no {key} access (WASM plugins run without WASI; a \
+                     plugin computes on the buffers it is given) — remove the key or set it to false"
+                )));
+            }
+        }
+        if !(1..=4096).contains(&c.max_memory_mb) {
+            return Err(err(format!(
+                "capabilities.max_memory_mb = {} is outside [1, 4096] (a WASM32 memory holds at most 4 GiB)",
+                c.max_memory_mb
+            )));
+        }
+        if !(1..=3_600_000).contains(&c.deadline_ms) {
+            return Err(err(format!(
+                "capabilities.deadline_ms = {} is outside [1, 3600000] (one hour)",
+                c.deadline_ms
+            )));
         }
         if p.kinds.is_empty() {
             return Err(err("plugin.kinds is empty; name at least one of tokenizer, encoder, loss, probe".into()));
@@ -145,8 +226,11 @@ impl PluginDir {
             return Err(err(format!("entry.sha256 {:?} is not 64 lower-case hex digits", e.sha256)));
         }
         let file = Path::new(&e.file);
-        if file.is_absolute() || file.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
-            return Err(err(format!("entry.file {:?} must be a path inside the plugin directory", e.file)));
+        if e.file.is_empty()
+            || file.is_absolute()
+            || file.components().any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(err(format!("entry.file {:?} must be a relative path inside the plugin directory", e.file)));
         }
         Ok(Self { dir: dir.to_path_buf(), manifest })
     }
@@ -182,8 +266,27 @@ impl PluginDir {
                  (caret rule); rebuild the plugin against interface {PLUGIN_INTERFACE_VERSION}"
             )));
         }
+        self.read_entry().map(drop)
+    }
+
+    /// The entry file's bytes, read safely (regular file, no symlink on the way from the
+    /// plugin directory), checked against the manifest's SHA-256 and its carrier's format.
+    pub fn read_entry(&self) -> Result<Vec<u8>, PluginError> {
         let entry = self.entry_path();
-        let bytes = std::fs::read(&entry).map_err(|e| self.invalid(format!("entry file {}: {e}", entry.display())))?;
+        let mut at = self.dir.clone();
+        let parts: Vec<_> = Path::new(&self.manifest.entry.file).components().collect();
+        for part in &parts[..parts.len().saturating_sub(1)] {
+            at.push(part);
+            if std::fs::symlink_metadata(&at).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(self.invalid(format!(
+                    "entry file {}: {} is a symbolic link; the entry must lie inside the plugin directory",
+                    entry.display(),
+                    at.display()
+                )));
+            }
+        }
+        let bytes = read_regular(&entry, MAX_ENTRY_BYTES)
+            .map_err(|e| self.invalid(format!("entry file {}: {e}", entry.display())))?;
         use sha2::{Digest, Sha256};
         let actual = hex::encode(Sha256::digest(&bytes));
         if actual != self.manifest.entry.sha256 {
@@ -193,7 +296,13 @@ impl PluginDir {
                 self.manifest.entry.file, self.manifest.entry.sha256
             )));
         }
-        Ok(())
+        let kind = match self.manifest.entry.carrier {
+            Carrier::Native => native::check_library(&bytes),
+            Carrier::Wasm if bytes.starts_with(b"\0asm") => Ok(()),
+            Carrier::Wasm => Err("does not start with the WebAssembly magic bytes `\\0asm`: not a WASM module".into()),
+        };
+        kind.map_err(|e| self.invalid(format!("entry file {}: {e}", entry.display())))?;
+        Ok(bytes)
     }
 }
 
@@ -264,7 +373,10 @@ impl Installed {
     /// An installed plugin with the same id is replaced only with `replace`.
     pub fn add(&self, src: &Path, replace: bool) -> Result<PluginDir, PluginError> {
         let plugin = PluginDir::open(src)?;
-        plugin.verify()?;
+        // The bytes verified are the bytes installed (no second read that could differ).
+        let entry = plugin.read_entry()?;
+        let manifest = read_regular(&src.join(MANIFEST), MAX_MANIFEST_BYTES)
+            .map_err(|e| PluginError::Manifest { path: src.join(MANIFEST).display().to_string(), detail: e })?;
         let target = self.root.join(plugin.id());
         if target.exists() && !replace {
             let old = PluginDir::open(&target).map(|p| p.version().to_string()).unwrap_or_else(|_| "?".into());
@@ -276,12 +388,12 @@ impl Installed {
         }
         std::fs::create_dir_all(&self.root).map_err(io(&self.root))?;
         let stage = tempfile::Builder::new().prefix(".staging-").tempdir_in(&self.root).map_err(io(&self.root))?;
-        for name in [MANIFEST, plugin.manifest.entry.file.as_str()] {
+        for (name, bytes) in [(MANIFEST, &manifest), (plugin.manifest.entry.file.as_str(), &entry)] {
             let to = stage.path().join(name);
             if let Some(parent) = to.parent() {
                 std::fs::create_dir_all(parent).map_err(io(parent))?;
             }
-            std::fs::copy(src.join(name), &to).map_err(io(&src.join(name)))?;
+            std::fs::write(&to, bytes).map_err(io(&to))?;
         }
         let staged = stage.keep();
         if target.exists() {
@@ -368,6 +480,62 @@ mod tests {
         write_plugin(t.path(), "1.0.0", b"\0asm", Some(&"ab".repeat(32)));
         let msg = PluginDir::open(t.path()).unwrap().verify().unwrap_err().to_string();
         assert!(msg.contains("photometry 0.2.0") && msg.contains("sha256") && msg.contains("p.wasm"), "{msg}");
+    }
+
+    #[test]
+    fn symlinks_fifos_and_files_that_are_not_plugins_are_refused_without_blocking() {
+        let home = tempfile::tempdir().unwrap();
+        let inst = Installed::new(home.path());
+        // An entry that is a symlink to a file outside the plugin (with that file's hash, so
+        // only the link check can refuse it).
+        let src = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret"), b"\0asm secret").unwrap();
+        write_plugin(src.path(), "1.0.0", b"\0asm secret", None);
+        std::fs::remove_file(src.path().join("p.wasm")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), src.path().join("p.wasm")).unwrap();
+        let msg = inst.add(src.path(), false).unwrap_err().to_string();
+        assert!(msg.contains("symbolic link"), "{msg}");
+        assert!(!inst.root().join("photometry").exists());
+        // A FIFO as entry or as manifest: refused at once instead of a read that never returns.
+        let fifo = |p: &Path| assert!(std::process::Command::new("mkfifo").arg(p).status().unwrap().success());
+        let src = tempfile::tempdir().unwrap();
+        write_plugin(src.path(), "1.0.0", b"\0asm v1", None);
+        std::fs::remove_file(src.path().join("p.wasm")).unwrap();
+        fifo(&src.path().join("p.wasm"));
+        let msg = inst.add(src.path(), false).unwrap_err().to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
+        let src = tempfile::tempdir().unwrap();
+        fifo(&src.path().join(MANIFEST));
+        let msg = PluginDir::open(src.path()).unwrap_err().to_string();
+        assert!(msg.contains("not a regular file"), "{msg}");
+        // A file that is not a WASM module, and a "native" library that is not ELF.
+        let src = tempfile::tempdir().unwrap();
+        write_plugin(src.path(), "1.0.0", b"hello, not wasm", None);
+        let msg = inst.add(src.path(), false).unwrap_err().to_string();
+        assert!(msg.contains("WebAssembly magic"), "{msg}");
+        let text = std::fs::read_to_string(src.path().join(MANIFEST)).unwrap().replace("\"wasm\"", "\"native\"");
+        std::fs::write(src.path().join(MANIFEST), text).unwrap();
+        let msg = inst.add(src.path(), false).unwrap_err().to_string();
+        assert!(msg.contains("not an ELF shared library"), "{msg}");
+        assert!(inst.list().unwrap().is_empty(), "nothing was installed");
+        // Limits and versions out of range name their key.
+        for (edit, key) in [
+            ("[capabilities]\nmax_memory_mb = 0\n", "max_memory_mb"),
+            ("[capabilities]\ndeadline_ms = 0\n", "deadline_ms"),
+            ("[capabilities]\nfilesystem = true\n", "capabilities.filesystem"),
+        ] {
+            let src = tempfile::tempdir().unwrap();
+            write_plugin(src.path(), "1.0.0", b"\0asm v1", None);
+            let text = std::fs::read_to_string(src.path().join(MANIFEST)).unwrap() + "\n" + edit;
+            std::fs::write(src.path().join(MANIFEST), text).unwrap();
+            let msg = PluginDir::open(src.path()).unwrap_err().to_string();
+            assert!(msg.contains(key), "{key}: {msg}");
+        }
+        let src = tempfile::tempdir().unwrap();
+        write_plugin(src.path(), "18446744073709551615.0.0", b"\0asm v1", None);
+        let msg = PluginDir::open(src.path()).unwrap_err().to_string();
+        assert!(msg.contains("api_version"), "{msg}");
     }
 
     #[test]

@@ -99,6 +99,19 @@ fn statics_from_file(bytes: &[u8]) -> Result<Option<(String, String)>, String> {
     Ok(Some((read("ASTROCLIP_PLUGIN_INTERFACE")?, read("ASTROCLIP_PLUGIN_TOOLCHAIN")?)))
 }
 
+/// Whether `bytes` look like a plugin library for this host, without loading it: on Linux an
+/// ELF shared object exporting the SDK's version statics; elsewhere (Mach-O, PE) only what
+/// loading will tell.
+pub(crate) fn check_library(bytes: &[u8]) -> Result<(), String> {
+    match statics_from_file(bytes)? {
+        Some(_) => Ok(()),
+        None if cfg!(target_os = "linux") => {
+            Err("is not an ELF shared library (a Linux plugin is a `cdylib` built with the SDK)".into())
+        }
+        None => Ok(()),
+    }
+}
+
 /// `<target>` of a toolchain fingerprint `"<rustc> / <target> / abi …"`.
 fn target_of(toolchain: &str) -> &str {
     toolchain.split(" / ").nth(1).unwrap_or("")
@@ -121,9 +134,8 @@ impl NativePlugin {
         if dir.manifest.entry.carrier != Carrier::Native {
             return Err(dir.invalid("entry.carrier is not `native`".into()));
         }
-        dir.verify()?;
+        let bytes = dir.read_entry()?;
         let path = dir.entry_path();
-        let bytes = std::fs::read(&path).map_err(|e| dir.invalid(format!("cannot read {}: {e}", path.display())))?;
         let from_file = statics_from_file(&bytes).map_err(|e| dir.invalid(format!("{}: {e}", path.display())))?;
         drop(bytes);
         if let Some((iface, toolchain)) = &from_file {

@@ -200,13 +200,10 @@ impl WasmPlugin {
             module.imports().find(|i| !(i.module() == TENSOR_MODULE && TENSOR_IMPORTS.contains(&i.name())))
         {
             let (m, n) = (imp.module().to_string(), imp.name().to_string());
-            if !(dir.manifest.capabilities.filesystem || dir.manifest.capabilities.network) {
-                return Err(invalid(format!(
-                    "the module imports {m}::{n}; plugins get no host functions (no WASI, filesystem or network) \
-                     unless capabilities grant them"
-                )));
-            }
-            return Err(invalid(format!("the module imports {m}::{n}; granted capabilities are not implemented yet")));
+            return Err(invalid(format!(
+                "the module imports {m}::{n}; plugins get no host functions (no WASI, filesystem or network) \
+                 beyond the tensor interface"
+            )));
         }
         let caps = &dir.manifest.capabilities;
         Ok(Self {
