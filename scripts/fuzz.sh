@@ -27,8 +27,9 @@ fi
 export ASTROCLIP_FUZZ_MINUTES="$minutes" ASTROCLIP_FUZZ_OUT="$out" ASTROCLIP_FUZZ_SCRATCH="$out/scratch"
 [ -n "$seed" ] && export ASTROCLIP_FUZZ_SEED="$seed"
 status=0
-# --workspace: the same features, so the same build, as the test command's (no second burn).
-cargo test --workspace --test fuzz -- --ignored campaign_for_minutes --nocapture || status=$?
+# The whole workspace, as the test command builds it: a narrower selection (-p, --test) unifies
+# features differently and compiles burn a second time.
+cargo test --workspace -- --ignored campaign_for_minutes --nocapture || status=$?
 # An abort (allocation) or a crash cannot save its own case: it is the scratch directory's
 # current.bin, from the target named in current-target.
 case_file="$out/scratch/current.bin"

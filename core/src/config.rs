@@ -468,7 +468,7 @@ impl ExperimentConfig {
             ("train.batch_size", self.train.batch_size, 2, 65_536),
             ("train.log_every", self.train.log_every, 1, usize::MAX),
             ("train.checkpoint_every", self.train.checkpoint_every, 1, usize::MAX),
-            ("model.embed_dim", self.model.embed_dim, 1, 65_536),
+            ("model.embed_dim", self.model.embed_dim, 1, 4096),
             ("image.crop", self.image.crop, 1, crate::data::MAX_IMAGE_SIDE),
             ("image.downsample", self.image.downsample, 1, crate::data::MAX_IMAGE_SIDE),
             ("spectrum.rebin", self.spectrum.rebin, 1, crate::data::MAX_SPECTRUM_BINS),
@@ -742,4 +742,51 @@ pub fn from_stored(stored: &serde_json::Value) -> Result<ExperimentConfig, serde
         m.remove("dropout");
     }
     serde_json::from_value(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every value the hardening campaign found accepted and then crashing (or hanging) a run
+    /// is refused when the configuration is loaded, by a message naming its key.
+    #[test]
+    fn out_of_range_values_are_refused_naming_the_key() {
+        for (set, key) in [
+            ("image.crop=0", "image.crop"),
+            ("image.encoder.stem_stride=0", "stem_stride"),
+            ("image.encoder.channels=[100000]", "channels"),
+            ("spectrum.encoder.d_model=0", "d_model"),
+            ("spectrum.encoder.d_model=65536", "d_model"),
+            ("spectrum.encoder.n_layers=0", "n_layers"),
+            ("spectrum.rebin=0", "spectrum.rebin"),
+            ("model.embed_dim=0", "model.embed_dim"),
+            ("data.synth.image_size=0", "data.synth.image_size"),
+            ("image.encoder.dropout=1.0", "dropout"),
+            ("image.encoder.dropout=nan", "image.encoder"),
+            ("data.synth.z_max=nan", "data.synth.z_max"),
+            ("data.synth.pixel_scale=0", "data.synth.pixel_scale"),
+            ("data.synth.r_limit=-100", "data.synth.r_limit"),
+            ("data.loader.prefetch=100000000", "data.loader.prefetch"),
+            ("data.synth.image_size=100000", "data.synth.image_size"),
+            ("train.weight_decay=nan", "train.weight_decay"),
+            ("train.weight_decay=-1", "train.weight_decay"),
+            ("train.grad_clip=-1", "train.grad_clip"),
+            ("loss.logit_scale=nan", "loss.logit_scale"),
+            ("experiment.name=''", "experiment.name"),
+            ("eval.properties=[]", "eval.properties"),
+            ("eval.recall_at=[0]", "eval.recall_at"),
+            ("train.batch_size=100000000", "train.batch_size"),
+            ("objective.queue_size=100000000000", "objective.queue_size"),
+        ] {
+            let ov = CliOverrides::parse(&[set.to_string()]).unwrap();
+            let err = load(None, &ov).map(|_| ()).expect_err(set).to_string();
+            assert!(err.contains(key), "{set}: {err}");
+        }
+        // The presets themselves pass.
+        for preset in ["quickstart", "paper"] {
+            let ov = CliOverrides::parse(&[format!("experiment.preset={preset}")]).unwrap();
+            load(None, &ov).unwrap_or_else(|e| panic!("{preset}: {e}"));
+        }
+    }
 }

@@ -69,7 +69,7 @@ impl CrossAttentionHead {
 
 /// Checks the cross-attention head settings every built-in encoder shares.
 pub(crate) fn check_settings(head_heads: usize, dropout: f64, embed_dim: usize) -> Result<(), SettingError> {
-    if head_heads == 0 || !embed_dim.is_multiple_of(head_heads) {
+    if head_heads == 0 || head_heads > embed_dim || !embed_dim.is_multiple_of(head_heads) {
         return Err(SettingError::new("head_heads", format!("must divide model.embed_dim = {embed_dim}")));
     }
     if !(0.0..1.0).contains(&dropout) {

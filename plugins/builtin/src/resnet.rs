@@ -160,18 +160,25 @@ impl ResNetEncoder {
     }
 }
 
+/// The widest stage accepted: a 3×3 convolution between two such stages holds 4096² × 9
+/// weights (600 MB); wider ones would abort on allocation instead of training.
+const MAX_CHANNELS: usize = 4096;
+
 impl ConfiguredEncoder for ResNetEncoder {
     const NAME: &'static str = "resnet";
     const MODALITY: &'static str = "image";
     type Settings = ResNetSettings;
 
     fn check(s: &ResNetSettings, embed_dim: usize) -> Result<(), SettingError> {
-        if s.channels.is_empty() || s.channels.contains(&0) {
-            return Err(SettingError::new("channels", "needs at least one stage, each with at least 1 channel"));
+        if s.channels.is_empty() || s.channels.len() > 16 || s.channels.iter().any(|&c| c == 0 || c > MAX_CHANNELS) {
+            return Err(SettingError::new(
+                "channels",
+                format!("{:?}: give 1 to 16 stages of 1 to {MAX_CHANNELS} channels", s.channels),
+            ));
         }
-        for (key, v) in [("blocks_per_stage", s.blocks_per_stage), ("stem_stride", s.stem_stride)] {
-            if v == 0 {
-                return Err(SettingError::new(key, "must be at least 1"));
+        for (key, v, max) in [("blocks_per_stage", s.blocks_per_stage, 64), ("stem_stride", s.stem_stride, 64)] {
+            if !(1..=max).contains(&v) {
+                return Err(SettingError::new(key, format!("{v} is outside [1, {max}]")));
             }
         }
         crate::head::check_settings(s.head_heads, s.dropout, embed_dim)

@@ -131,9 +131,11 @@ impl ConfiguredEncoder for SpecFormer {
     type Settings = SpecFormerSettings;
 
     fn check(s: &SpecFormerSettings, embed_dim: usize) -> Result<(), SettingError> {
-        for (key, v) in [("d_model", s.d_model), ("n_layers", s.n_layers), ("n_heads", s.n_heads)] {
-            if v == 0 {
-                return Err(SettingError::new(key, "must be at least 1"));
+        // d_model ≤ 4096 keeps each weight matrix (d_model × 4·d_model) under 256 MB.
+        for (key, v, max) in [("d_model", s.d_model, 4096), ("n_layers", s.n_layers, 256), ("n_heads", s.n_heads, 256)]
+        {
+            if !(1..=max).contains(&v) {
+                return Err(SettingError::new(key, format!("{v} is outside [1, {max}]")));
             }
         }
         if !s.d_model.is_multiple_of(s.n_heads) {
