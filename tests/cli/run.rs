@@ -322,3 +322,17 @@ fn interrupt_stops_with_a_checkpoint() {
     let artifacts = show["artifacts"].as_array().unwrap();
     assert!(artifacts.iter().any(|a| a["kind"] == "checkpoint"), "{artifacts:?}");
 }
+
+/// `astroclip … | head -1`: a reader that has gone away ends the command quietly with the
+/// shell's SIGPIPE status (141), not with a panic message and exit 101. The pipe's read end is
+/// closed before the command starts, so every write fails.
+#[test]
+fn a_closed_stdout_ends_the_command_without_a_panic() {
+    let home = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = bin().arg("--home").arg(home.path()).args(["config", "show"]).stdout(writer).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -285,7 +285,8 @@ fn runs_plot_writes_svg_and_png_with_one_curve_per_run() {
 /// `runs report` writes one static page; headless Chromium (Debian `chromium`, installed by
 /// scripts/test.sh) loads it without script errors, every plot curve is there, every cutout
 /// image decodes and the embedding map has its points. Without Chromium the browser half is
-/// skipped unless ASTROCLIP_REQUIRE_CHROMIUM=1 (set by scripts/test.sh when it installed it).
+/// skipped, with a note, unless ASTROCLIP_REQUIRE_CHROMIUM=1, which scripts/test.sh (CI)
+/// always sets: there a missing Chromium fails the test.
 #[test]
 fn runs_report_renders_in_headless_chromium() {
     let home = tempfile::tempdir().unwrap();
