@@ -144,6 +144,20 @@ fn read_regular(path: &Path, limit: u64) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// A WASM entry is a binary module (`\0asm`) or WebAssembly text, which the carrier compiles:
+/// UTF-8 whose first token (after blanks and `;;` line comments) opens an s-expression.
+fn is_wasm(bytes: &[u8]) -> bool {
+    if bytes.starts_with(b"\0asm") {
+        return true;
+    }
+    let Ok(text) = std::str::from_utf8(bytes) else { return false };
+    let mut rest = text.trim_start();
+    while let Some(after) = rest.strip_prefix(";;") {
+        rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+    }
+    rest.starts_with('(')
+}
+
 /// Largest accepted semver component: a version such as `18446744073709551615.0.0` is a
 /// mistake, not a release.
 const MAX_VERSION_COMPONENT: u64 = 999_999;
@@ -298,8 +312,10 @@ impl PluginDir {
         }
         let kind = match self.manifest.entry.carrier {
             Carrier::Native => native::check_library(&bytes),
-            Carrier::Wasm if bytes.starts_with(b"\0asm") => Ok(()),
-            Carrier::Wasm => Err("does not start with the WebAssembly magic bytes `\\0asm`: not a WASM module".into()),
+            Carrier::Wasm if is_wasm(&bytes) => Ok(()),
+            Carrier::Wasm => {
+                Err("is neither a WebAssembly binary (magic bytes `\\0asm`) nor WebAssembly text (`(module …)`)".into())
+            }
         };
         kind.map_err(|e| self.invalid(format!("entry file {}: {e}", entry.display())))?;
         Ok(bytes)
@@ -513,7 +529,7 @@ mod tests {
         let src = tempfile::tempdir().unwrap();
         write_plugin(src.path(), "1.0.0", b"hello, not wasm", None);
         let msg = inst.add(src.path(), false).unwrap_err().to_string();
-        assert!(msg.contains("WebAssembly magic"), "{msg}");
+        assert!(msg.contains("neither a WebAssembly binary"), "{msg}");
         let text = std::fs::read_to_string(src.path().join(MANIFEST)).unwrap().replace("\"wasm\"", "\"native\"");
         std::fs::write(src.path().join(MANIFEST), text).unwrap();
         let msg = inst.add(src.path(), false).unwrap_err().to_string();
