@@ -103,10 +103,15 @@ impl AstroClipH5 {
         let bands: Vec<String> = attr("bands")
             .map(|b| b.split(',').map(|s| s.trim().to_string()).collect())
             .unwrap_or_else(|| vec!["g".into(), "r".into(), "z".into()]);
+        if bands.iter().enumerate().any(|(i, b)| b.is_empty() || bands[..i].contains(b)) {
+            return Err(fmt_err(path, format!("attribute bands = {:?} must name each band once", bands.join(","))));
+        }
         let pixel_scale: f32 = match attr("pixel_scale") {
-            Some(s) => {
-                s.parse().map_err(|_| fmt_err(path, format!("attribute pixel_scale = {s:?} is not a number")))?
-            }
+            Some(s) => s
+                .parse()
+                .ok()
+                .filter(|v: &f32| v.is_finite() && *v > 0.0)
+                .ok_or_else(|| fmt_err(path, format!("attribute pixel_scale = {s:?} is not a positive number")))?,
             None => 0.262,
         };
         let provenance = attr("provenance").unwrap_or_else(|| "AstroCLIP-layout HDF5".into());
@@ -164,6 +169,15 @@ impl AstroClipH5 {
                         "{group_name}/spectra have {} bins; at most {} are read",
                         sshape[1],
                         super::MAX_SPECTRUM_BINS
+                    ),
+                ));
+            }
+            if ishape[1] == 0 || sshape[1] == 0 {
+                return Err(fmt_err(
+                    path,
+                    format!(
+                        "{group_name} holds {}-px images and {}-bin spectra; both must be non-empty",
+                        ishape[1], sshape[1]
                     ),
                 ));
             }

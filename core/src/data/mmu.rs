@@ -100,6 +100,12 @@ pub fn read_spectra(path: &Path, on_bad: OnBad) -> super::ReadResult<SpectrumRec
         return Err(fmt_err(path, format!("spectrum_flux {fs:?} / spectrum_ivar {is:?} do not match {n} object ids")));
     }
     let l = fs[1];
+    if l == 0 || l > super::MAX_SPECTRUM_BINS {
+        return Err(fmt_err(
+            path,
+            format!("spectrum_flux has {l} bins per object; 1 to {} are read", super::MAX_SPECTRUM_BINS),
+        ));
+    }
     let shared_lambda = ls == [l];
     if !shared_lambda && ls != fs {
         return Err(fmt_err(path, format!("spectrum_lambda has shape {ls:?}; expected ({n}, {l}) or ({l},)")));
@@ -167,6 +173,15 @@ pub fn read_images(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRecord>
     };
     if sn != n {
         return Err(fmt_err(path, format!("image_array has {sn} rows for {n} object ids")));
+    }
+    if b == 0 || h == 0 || w == 0 || h > super::MAX_IMAGE_SIDE || w > super::MAX_IMAGE_SIDE {
+        return Err(fmt_err(
+            path,
+            format!(
+                "image_array has shape {shape:?}; images need ≥ 1 band and 1 to {} px a side",
+                super::MAX_IMAGE_SIDE
+            ),
+        ));
     }
     // read_all checked the values number N × bands × H × W, so `per` cannot overflow.
     let per = b * h * w;
