@@ -265,7 +265,7 @@ fn libtorch_device_without_the_feature_says_how_to_build() {
 }
 
 /// The libtorch backend (burn-tch, CPU libtorch 2.9.0) trains and evaluates a few steps.
-/// Run by `scripts/test.sh` with `--features astroclip-core/tch`.
+/// Run by `scripts/test.sh` with `--features astroclip-cli/tch`.
 #[cfg(feature = "tch")]
 #[test]
 fn tch_backend_trains_a_few_steps() {
