@@ -54,18 +54,6 @@ fn guarded<T>(path: &Path, what: &str, f: impl FnOnce() -> Result<T, DataError>)
     h5::guarded(path, FORMAT, what, f)
 }
 
-/// Object ids from `targetids`: int64 as AstroCLIP writes them, or strings (astroclip writes
-/// ids that are not all integers as strings, unchanged).
-fn read_ids(d: &H5Dataset, path: &Path, name: &str) -> Result<Vec<String>, DataError> {
-    h5::check_declared(d, path, FORMAT, name)?;
-    if let Ok(v) = d.read_numeric_as::<i64>() {
-        return Ok(v.into_iter().map(|x| x.to_string()).collect());
-    }
-    d.read_strings()
-        .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
-        .map_err(|e| fmt_err(path, format!("`{name}` is neither int64 nor strings: {e}")))
-}
-
 impl AstroClipH5 {
     pub fn open(path: &Path) -> Result<Self, DataError> {
         let f = h5::open(path, FORMAT)?;
@@ -212,7 +200,8 @@ impl AstroClipH5 {
                 }
                 wavelength = Some(w);
             }
-            let ids = read_ids(&need("targetids")?, path, &format!("{prefix}targetids"))?;
+            // int64 as AstroCLIP writes them, or strings (ids that are not all integers).
+            let ids = h5::read_ids(&need("targetids")?, path, FORMAT, &format!("{prefix}targetids"))?;
             let (_, z) = h5::read_all::<f32>(&need("redshifts")?, path, FORMAT, &format!("{prefix}redshifts"))?;
             if ids.len() != n || z.len() != n {
                 return Err(fmt_err(

@@ -104,3 +104,17 @@ pub(crate) fn read_all<T: rust_hdf5::ReadNumeric>(
     }
     Ok((shape, v))
 }
+
+/// Object ids, stored as integers (AstroCLIP's int64 `targetids`, MMU's `object_id`) or as
+/// fixed/variable-length strings, as strings — never renumbered.
+pub(crate) fn read_ids(d: &H5Dataset, path: &Path, format: &'static str, name: &str) -> Result<Vec<String>, DataError> {
+    check_declared(d, path, format, name)?;
+    guarded(path, format, &format!("reading `{name}`"), || {
+        if let Ok(v) = d.read_numeric_as::<i64>() {
+            return Ok(v.into_iter().map(|x| x.to_string()).collect());
+        }
+        d.read_strings()
+            .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
+            .map_err(|e| fmt_err(path, format, format!("`{name}` is neither integers nor strings: {e}")))
+    })
+}

@@ -67,18 +67,8 @@ fn flags(f: &H5File, path: &Path, name: &str, expected: usize) -> Result<Option<
     Ok(Some(v))
 }
 
-/// Object ids as strings, whether stored as integers or fixed/variable-length strings.
 fn ids(f: &H5File, path: &Path) -> Result<Vec<String>, DataError> {
-    let d = dataset(f, path, "object_id")?;
-    h5::check_declared(&d, path, FORMAT, "object_id")?;
-    h5::guarded(path, FORMAT, "reading `object_id`", || {
-        if let Ok(v) = d.read_numeric_as::<i64>() {
-            return Ok(v.into_iter().map(|x| x.to_string()).collect());
-        }
-        d.read_strings()
-            .map(|v| v.into_iter().map(|s| s.trim_end_matches(['\0', ' ']).to_string()).collect())
-            .map_err(|e| fmt_err(path, format!("`object_id`: {e}")))
-    })
+    h5::read_ids(&dataset(f, path, "object_id")?, path, FORMAT, "object_id")
 }
 
 type Coords = Vec<(Option<f64>, Option<f64>)>;
