@@ -44,6 +44,8 @@ pub struct Column {
     /// TFORM type letter.
     pub code: char,
     pub repeat: usize,
+    /// Bytes per element of `code` (0 for the bit array `X`).
+    pub width: usize,
     pub offset: usize,
     pub scale: f64,
     pub zero: f64,
@@ -349,6 +351,7 @@ impl FitsFile {
                 name: hdu.get(&format!("TTYPE{i}")).unwrap_or("").to_string(),
                 code,
                 repeat,
+                width,
                 offset,
                 scale: hdu.float(&format!("TSCAL{i}")).unwrap_or(1.0),
                 zero: hdu.float(&format!("TZERO{i}")).unwrap_or(0.0),
@@ -401,13 +404,10 @@ impl FitsFile {
     /// Numeric column as f64 (TSCAL/TZERO applied), `rows × repeat` values row-major.
     pub fn column_f64(&self, hdu: &Hdu, name: &str) -> Result<(Vec<f64>, usize), DataError> {
         let (col, rows, row_len) = self.column_of(hdu, name)?;
-        let width = match col.code {
-            'L' | 'B' => 1,
-            'I' => 2,
-            'J' | 'E' => 4,
-            'K' | 'D' => 8,
-            c => return Err(self.err(format!("HDU {}: column {name} (TFORM {c}) is not numeric", hdu.name))),
-        };
+        if !"LBIJKED".contains(col.code) {
+            return Err(self.err(format!("HDU {}: column {name} (TFORM {}) is not numeric", hdu.name, col.code)));
+        }
+        let width = col.width;
         let mut out = Vec::with_capacity(rows * col.repeat);
         for cell in self.cells(hdu, &col, rows, row_len, width) {
             for c in cell.chunks_exact(width) {
@@ -430,13 +430,10 @@ impl FitsFile {
     /// per row: a column with a repeat count other than 1 is refused.
     pub fn column_i64(&self, hdu: &Hdu, name: &str) -> Result<Vec<i64>, DataError> {
         let (col, rows, row_len) = self.column_of(hdu, name)?;
-        let width = match col.code {
-            'K' => 8,
-            'J' => 4,
-            'I' => 2,
-            'B' => 1,
-            c => return Err(self.err(format!("HDU {}: column {name} (TFORM {c}) is not an integer", hdu.name))),
-        };
+        if !"KJIB".contains(col.code) {
+            return Err(self.err(format!("HDU {}: column {name} (TFORM {}) is not an integer", hdu.name, col.code)));
+        }
+        let width = col.width;
         if col.repeat != 1 {
             return Err(self.err(format!(
                 "HDU {}: column {name} holds {} values per row; one integer per row was expected",
