@@ -1,11 +1,22 @@
 """Reference values for astroclip's golden tests, computed with the published formulas.
 
-Run: python3 tests/golden/reference.py   (needs numpy and scikit-learn)
-Each block prints the numbers pasted into the Rust test named beside it.
+    python3 tests/golden/reference.py          # recompute and compare with reference.json
+    python3 tests/golden/reference.py --write  # regenerate reference.json
+
+Needs numpy and scikit-learn. Every value (inputs and expected outputs) goes into
+tests/golden/reference.json, which the Rust test named beside each block reads
+(`include_str!`), so no number is pasted by hand. `scripts/test.sh` runs the check in CI:
+a reference that no longer gives the committed values fails the test command.
 """
+import json
+import math
+import pathlib
+import sys
+
 import numpy as np
 
-np.set_printoptions(precision=9, suppress=False, linewidth=120)
+OUT = pathlib.Path(__file__).with_name("reference.json")
+ref = {}
 
 
 # --- ToRGB: AstroCLIP astroclip/astrodino/data/augmentations.py::ToRGB (verbatim logic) -----
@@ -35,7 +46,8 @@ img = np.array(
      [[-0.01, -0.02, -0.03], [1.5, 2.0, 3.0], [0.05, -0.004, 0.3]]],
     dtype=np.float32,
 )  # (H=2, W=3, bands g,r,z)
-print("to_rgb HWC:", to_rgb(img.copy()).ravel().tolist())
+ref["to_rgb"] = {"input_hwc": img.ravel().tolist(), "height": 2, "width": 3,
+                 "rgb_hwc": to_rgb(img.copy()).ravel().tolist()}
 
 
 # --- SpecFormer preprocess: astroclip/models/specformer.py (torch ops in numpy) ---------------
@@ -58,10 +70,9 @@ def specformer_preprocess(x, section=20, overlap=10):
 
 spec = (np.sin(np.arange(45) * 0.7) * 3.0 + np.arange(45) * 0.1 + 1.0).astype(np.float32)
 tok = specformer_preprocess(spec)
-print("specformer shape:", tok.shape)
-print("specformer tokens:", tok.ravel().tolist())
 flat = np.full(45, 5.0, np.float32)
-print("specformer flat stats token:", specformer_preprocess(flat)[0, :2].tolist())
+ref["specformer"] = {"spectrum": spec.tolist(), "shape": list(tok.shape), "tokens": tok.ravel().tolist(),
+                     "flat_value": 5.0, "flat_stats": specformer_preprocess(flat)[0, :2].tolist()}
 
 
 # --- InfoNCE: astroclip/models/astroclip.py::CLIPLoss, float64 ------------------------------
@@ -78,7 +89,7 @@ def clip_loss(a, b, scale=15.5, eps=1e-3):
 
 a = np.array([[1.0, 0.5, -0.3, 0.2], [0.1, -1.0, 0.4, 0.0], [0.3, 0.3, 0.9, -0.5]])
 b = np.array([[0.2, -0.4, 0.5, 0.3], [0.6, 0.1, -0.2, 0.4], [-0.3, 0.5, 0.1, 0.6]])
-print("infonce loss:", repr(clip_loss(a, b)))
+loss = clip_loss(a, b)
 h = 1e-6
 grad = np.zeros_like(a)
 for i in range(a.shape[0]):
@@ -87,7 +98,8 @@ for i in range(a.shape[0]):
         ap[i, j] += h
         am[i, j] -= h
         grad[i, j] = (clip_loss(ap, b) - clip_loss(am, b)) / (2 * h)
-print("infonce dL/da (central differences):", grad.ravel().tolist())
+ref["infonce"] = {"a": a.ravel().tolist(), "b": b.ravel().tolist(), "n": 3, "d": 4, "logit_scale": 15.5,
+                  "loss": loss, "grad_a": grad.ravel().tolist()}
 
 
 # --- k-NN R²: scikit-learn StandardScaler + KNeighborsRegressor(weights="distance") ----------
@@ -105,9 +117,45 @@ yte = Xte[:, 0] * 2 + np.sin(Xte[:, 1]) + 10 * Xte[:, 2]
 sc = StandardScaler().fit(Xtr)
 knn = KNeighborsRegressor(n_neighbors=5, weights="distance").fit(sc.transform(Xtr), ytr)
 pred = knn.predict(sc.transform(Xte))
-print("knn Xtr:", Xtr.astype(np.float32).ravel().tolist())
-print("knn ytr:", ytr.astype(np.float32).tolist())
-print("knn Xte:", Xte.astype(np.float32).ravel().tolist())
-print("knn yte:", yte.astype(np.float32).tolist())
-print("knn pred:", pred.tolist())
-print("knn r2:", r2_score(yte, pred))
+import sklearn
+
+ref["knn"] = {"sklearn": sklearn.__version__, "k": 5, "d": 3,
+              "xtr": Xtr.astype(np.float32).ravel().tolist(), "ytr": ytr.astype(np.float32).tolist(),
+              "xte": Xte.astype(np.float32).ravel().tolist(), "yte": yte.astype(np.float32).tolist(),
+              "pred": pred.tolist(), "r2": float(r2_score(yte, pred))}
+
+
+# --- write or compare ---------------------------------------------------------------------
+def differences(want, got, path="$"):
+    """Where two reference trees differ: structure exactly, numbers to 1e-12 relative."""
+    if isinstance(want, dict) and isinstance(got, dict):
+        out = [f"{path}.{k}: missing" for k in want.keys() - got.keys()]
+        out += [f"{path}.{k}: not in the committed file" for k in got.keys() - want.keys()]
+        for k in want.keys() & got.keys():
+            out += differences(want[k], got[k], f"{path}.{k}")
+        return out
+    if isinstance(want, list) and isinstance(got, list):
+        if len(want) != len(got):
+            return [f"{path}: length {len(got)}, committed {len(want)}"]
+        return [d for i, (w, g) in enumerate(zip(want, got)) for d in differences(w, g, f"{path}[{i}]")]
+    if isinstance(want, (int, float)) and isinstance(got, (int, float)) and not isinstance(want, bool):
+        ok = math.isclose(want, got, rel_tol=1e-12, abs_tol=1e-15)
+        return [] if ok else [f"{path}: computed {got!r}, committed {want!r}"]
+    return [] if want == got else [f"{path}: computed {got!r}, committed {want!r}"]
+
+
+if "--write" in sys.argv[1:]:
+    OUT.write_text(json.dumps(ref, indent=1) + "\n")
+    print(f"wrote {OUT}")
+else:
+    committed = json.loads(OUT.read_text())
+    # The scikit-learn version is recorded, not compared: the values must hold across versions.
+    committed["knn"].pop("sklearn", None), ref["knn"].pop("sklearn", None)
+    diff = differences(committed, ref)
+    if diff:
+        print(f"{OUT} is not what the reference formulas give ({len(diff)} values):", file=sys.stderr)
+        print("\n".join(diff[:20]), file=sys.stderr)
+        print("fix the reference or the committed values: python3 tests/golden/reference.py --write", file=sys.stderr)
+        sys.exit(1)
+    n = sum(len(v) if isinstance(v, list) else 1 for block in ref.values() for v in block.values())
+    print(f"golden references: {len(ref)} blocks, {n} values equal to {OUT.name}")
