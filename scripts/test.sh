@@ -39,15 +39,36 @@ fi
 eval "export $(scripts/start-postgres.sh | tail -n 1)"
 export ASTROCLIP_REQUIRE_POSTGRES=1
 trap 'scripts/start-postgres.sh stop' EXIT
-# The WASM plugin carrier is its own workspace (wasmtime would rebuild burn in the shared one);
-# its host binary serves WASM plugins to `astroclip` (the binding test uses it).
-phase "WASM carrier build"
-cargo build --manifest-path plugins/wasm/Cargo.toml --bin astroclip-wasm-host
-phase "workspace test build"
+# The libtorch phase must not compile burn a second time (core/Cargo.toml's unification
+# block); seconds, no compilation.
+phase "feature checks"
+python3 scripts/check-tch-unification.py
+# Three builds, one critical path: the workspace's test build (burn) runs in front; the WASM
+# plugin carrier (its own workspace: wasmtime would rebuild burn in the shared one; its host
+# binary serves WASM plugins to `astroclip`) and the MLflow exporter (its own workspace, for
+# reqwest/OpenSSL) build at the lowest CPU priority beside it, on the core that burn's long
+# single-crate compiles (burn-flex, burn-nn, …) leave idle.
+phase "builds: workspace tests, with the WASM carrier and the MLflow exporter beside them"
+side_build() { # log manifest cargo-args…
+    local log=$1 manifest=$2
+    shift 2
+    nice -n 19 cargo "$@" --manifest-path "$manifest" >"$log" 2>&1 || { echo "build of $manifest failed:" >&2; cat "$log" >&2; return 1; }
+}
+side_build .ci-env/wasm-build.log plugins/wasm/Cargo.toml build --bin astroclip-wasm-host &
+wasm_build=$!
+side_build .ci-env/mlflow-build.log registry/mlflow/Cargo.toml test --no-run &
+mlflow_build=$!
 cargo test --workspace --no-run
-# MLflow's venv has scikit-learn: `bench perf` is checked against it in the CLI tests.
+phase "waiting for the side builds"
+wait "$wasm_build"
+wait "$mlflow_build"
+# MLflow's venv has numpy and scikit-learn: the golden references are recomputed with them
+# (tests/golden/reference.json must be what tests/golden/reference.py gives), and
+# `bench perf` is checked against scikit-learn in the CLI tests.
 wait_setup "$mlflow_setup" mlflow
 eval "$(cat .ci-env/mlflow)"
+phase "golden references"
+"$ASTROCLIP_MLFLOW_PYTHON" tests/golden/reference.py
 export ASTROCLIP_BENCH_PYTHON="$ASTROCLIP_MLFLOW_PYTHON" ASTROCLIP_REQUIRE_SKLEARN=1
 phase "workspace tests"
 cargo test --workspace
