@@ -194,6 +194,19 @@ impl Encoder {
 }
 
 fn parse<E: ConfiguredEncoder>(settings: &Map<String, Value>) -> Result<E::Settings, SettingError> {
+    // TOML has no null: a null here is a NaN or an infinity (`--set image.encoder.dropout=nan`),
+    // which JSON cannot hold. Named here, before serde would blame the whole table.
+    fn non_finite(v: &Value) -> bool {
+        match v {
+            Value::Null => true,
+            Value::Array(a) => a.iter().any(non_finite),
+            Value::Object(m) => m.values().any(non_finite),
+            _ => false,
+        }
+    }
+    if let Some((key, _)) = settings.iter().find(|(_, v)| non_finite(v)) {
+        return Err(SettingError::new(key.clone(), "must be a finite number (nan and inf are not)"));
+    }
     serde_json::from_value(Value::Object(settings.clone())).map_err(|e| {
         // serde names the unknown or mistyped field in its message.
         let msg = e.to_string();
