@@ -10,7 +10,17 @@ clipping, AdamW. References: Parker, Lanusse et al. 2024 (AstroCLIP), code at
 github.com/PolymathicAI/AstroCLIP (`astroclip/models/{astroclip,specformer}.py`).
 
 Usage: torch_quickstart.py '<json spec>'   (written by `astroclip bench perf`)
+       torch_quickstart.py --twin '<json spec>' <twin.safetensors>
 Prints one JSON object on stdout.
+
+`--twin` checks that this is the same model by values: the file (written by
+`cli/src/bench/twin.rs`) holds the Rust model's parameters under their burn module paths, one
+batch of inputs and the Rust embeddings of that batch. Every parameter is mapped onto this
+model's state dict (burn's Linear stores [in, out], PyTorch [out, in]; burn's norms say
+gamma/beta; burn's self-attention has separate query/key/value projections where PyTorch's
+encoder layer packs them into in_proj); each state-dict entry must be filled exactly once with
+the right shape, then the same batch is embedded in evaluation mode and the relative
+differences are printed.
 """
 
 import json
@@ -141,7 +151,108 @@ def timed(fn, warmup, reps):
     return out
 
 
+def read_safetensors(path):
+    """name -> float32 tensor, from the safetensors layout (u64 header length, JSON header, data)."""
+    raw = open(path, "rb").read()
+    n = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, meta in header.items():
+        if name == "__metadata__":
+            continue
+        if meta["dtype"] != "F32":
+            raise SystemExit(f"{path}: {name} is {meta['dtype']}, expected F32")
+        a, b = meta["data_offsets"]
+        t = torch.frombuffer(bytearray(raw[8 + n + a:8 + n + b]), dtype=torch.float32)
+        out[name] = t.reshape(meta["shape"]) if meta["shape"] else t.reshape(())
+    return out
+
+
+def burn_to_torch(name, t):
+    """One burn parameter -> [(state-dict key, tensor)] of this module tree."""
+    parts = name.split(".")
+    leaf = parts[-1]
+    path = parts[:-1]
+    # Norms: gamma/beta -> weight/bias; Linear: transposed.
+    if leaf == "gamma":
+        leaf = "weight"
+    elif leaf == "beta":
+        leaf = "bias"
+    elif leaf == "weight" and t.dim() == 2:
+        t = t.t()
+    # ResNet shortcut: burn keeps conv and norm as two fields, this model a Sequential.
+    if path and path[-1] == "shortcut":
+        path = path[:-1] + ["shortcut", "0"]
+    elif path and path[-1] == "shortcut_norm":
+        path = path[:-1] + ["shortcut", "1"]
+    # Transformer layers: burn's mha / pwff / norm_1 / norm_2.
+    if "layers" in path:
+        i = path.index("layers")
+        rest = path[i + 2:]
+        ren = {("pwff", "linear_inner"): ["linear1"], ("pwff", "linear_outer"): ["linear2"],
+               ("norm_1",): ["norm1"], ("norm_2",): ["norm2"], ("mha", "output"): ["self_attn", "out_proj"]}
+        key = tuple(rest)
+        if key in ren:
+            path = path[:i + 2] + ren[key]
+        elif len(rest) == 2 and rest[0] == "mha" and rest[1] in ("query", "key", "value"):
+            which = ("query", "key", "value").index(rest[1])
+            packed = path[:i + 2] + ["self_attn", "in_proj_" + leaf]
+            return [(".".join(packed), (which, t))]
+        else:
+            raise SystemExit(f"twin: no place for burn parameter {name}")
+    return [(".".join(path + [leaf]), t)]
+
+
+def twin(s, path):
+    torch.manual_seed(0)
+    model = nn.ModuleDict({"image": ResNetEncoder(s), "spectrum": SpecFormer(s)}).eval()
+    state = model.state_dict()
+    tensors = read_safetensors(path)
+    filled, packed, n_tensors, n_values = {}, {}, 0, 0
+    for name, t in tensors.items():
+        if name.split(".")[0] not in ("image", "spectrum"):
+            continue
+        n_tensors += 1
+        n_values += t.numel()
+        for key, v in burn_to_torch(name, t):
+            if isinstance(v, tuple):  # one third of a packed in_proj
+                packed.setdefault(key, [None, None, None])[v[0]] = v[1]
+                continue
+            if key in filled:
+                raise SystemExit(f"twin: {key} filled twice (from {filled[key]} and {name})")
+            filled[key] = name
+            if key not in state:
+                raise SystemExit(f"twin: burn parameter {name} maps to {key}, which this model lacks")
+            if tuple(state[key].shape) != tuple(v.shape):
+                raise SystemExit(f"twin: {name} has shape {tuple(v.shape)}, {key} {tuple(state[key].shape)}")
+            state[key] = v
+    for key, thirds in packed.items():
+        if any(x is None for x in thirds) or key not in state:
+            raise SystemExit(f"twin: {key} is not filled by query, key and value")
+        v = torch.cat(thirds, 0)
+        if tuple(state[key].shape) != tuple(v.shape):
+            raise SystemExit(f"twin: packed {key} has shape {tuple(v.shape)}, expected {tuple(state[key].shape)}")
+        filled[key] = "query/key/value"
+        state[key] = v
+    unfilled = sorted(set(state) - set(filled))
+    if unfilled:
+        raise SystemExit(f"twin: {len(unfilled)} parameters of this model not in the file: {unfilled[:8]}")
+    model.load_state_dict(state)
+
+    def rel(a, b):
+        return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
+
+    with torch.no_grad():
+        img = model["image"](tensors["input.image"])
+        spec = model["spectrum"](tensors["input.spectrum"])
+    print(json.dumps({"torch": torch.__version__, "tensors": n_tensors, "values": n_values,
+                      "image_rel_diff": rel(img, tensors["output.image"]),
+                      "spectrum_rel_diff": rel(spec, tensors["output.spectrum"])}))
+
+
 def main():
+    if sys.argv[1] == "--twin":
+        return twin(json.loads(sys.argv[2]), sys.argv[3])
     s = json.loads(sys.argv[1])
     torch.set_num_threads(s["threads"])
     torch.manual_seed(0)

@@ -4,8 +4,9 @@
 # package, loopback), the WASM plugin carrier's tests, the MLflow round trip (MLflow from
 # PyPI, a real `mlflow server` on loopback), then the libtorch backend tests with CPU-only
 # libtorch 2.9.0 from PyPI.
-# Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads ~1 GB once). The CLI tests
-# also check `astroclip bench perf`'s k-NN rows against scikit-learn (from MLflow's venv).
+# Set ASTROCLIP_SKIP_TCH=1 to skip the libtorch part (it downloads torch 2.9.0 with its CUDA
+# libraries, ~3.7 GB, once). The CLI tests also check `astroclip bench perf`'s k-NN rows
+# against scikit-learn and its PyTorch model against ours, by values.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$(date +%s)
@@ -16,7 +17,9 @@ mkdir -p .ci-env
 scripts/setup-mlflow.sh >.ci-env/mlflow 2>.ci-env/mlflow.log &
 mlflow_setup=$!
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
-    scripts/setup-libtorch-cpu.sh >.ci-env/libtorch 2>.ci-env/libtorch.log &
+    # CPU libtorch for the tch build, then the rest of torch 2.9.0's wheel dependencies (and
+    # scikit-learn) in the same venv: the PyTorch references of `bench perf` run from it.
+    (scripts/setup-libtorch-cpu.sh >.ci-env/libtorch && scripts/setup-bench.sh >.ci-env/bench) 2>.ci-env/libtorch.log &
     libtorch_setup=$!
 fi
 wait_setup() { # pid name
@@ -69,7 +72,17 @@ wait_setup "$mlflow_setup" mlflow
 eval "$(cat .ci-env/mlflow)"
 phase "golden references"
 "$ASTROCLIP_MLFLOW_PYTHON" tests/golden/reference.py
-export ASTROCLIP_BENCH_PYTHON="$ASTROCLIP_MLFLOW_PYTHON" ASTROCLIP_REQUIRE_SKLEARN=1
+# `bench perf`'s references: scikit-learn always; the PyTorch model (same parameter count, and
+# our weights in it give our embeddings) from .venv-torch, required unless the libtorch part is
+# skipped.
+if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
+    wait_setup "$libtorch_setup" libtorch
+    eval "$(cat .ci-env/bench)"
+    export ASTROCLIP_REQUIRE_TORCH=1
+else
+    export ASTROCLIP_BENCH_PYTHON="$ASTROCLIP_MLFLOW_PYTHON"
+fi
+export ASTROCLIP_REQUIRE_SKLEARN=1
 phase "workspace tests"
 cargo test --workspace
 phase "WASM carrier tests"
@@ -79,7 +92,6 @@ phase "MLflow export tests"
 ASTROCLIP_REQUIRE_MLFLOW=1 cargo test --manifest-path registry/mlflow/Cargo.toml
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
     phase "libtorch tests"
-    wait_setup "$libtorch_setup" libtorch
     eval "$(cat .ci-env/libtorch)"
     # Only the two test binaries that hold tch_backend tests: the rest of the workspace's test
     # binaries would be compiled a second time for nothing. `astroclip-cli/tch` (which turns on

@@ -34,6 +34,7 @@
 //! configuration apart from the `experiment` section (name and description).
 
 pub mod perf;
+pub mod twin;
 
 use std::path::{Path, PathBuf};
 

@@ -3,8 +3,9 @@
 //!
 //! - **Training step** of the AstroCLIP model per preset and backend (forward, backward,
 //!   per-parameter gradient clipping, AdamW; median over timed steps after warm-up), against
-//!   `bench/torch_quickstart.py`, the same model and step in PyTorch (parameter counts printed
-//!   side by side as the check that it is the same model).
+//!   `bench/torch_quickstart.py`, the same model and step in PyTorch. That it is the same model
+//!   is checked by values ([`super::twin`]): the Rust parameters loaded into the PyTorch modules
+//!   by name give the same embeddings (relative difference printed, must stay under 1e-5).
 //! - **Embedding throughput** (evaluation mode, no autodiff) per modality, same reference.
 //! - **Zero-shot k-NN probe** (standardise + k = 64 distance-weighted regression, fit and
 //!   predict) against scikit-learn's `StandardScaler` + `KNeighborsRegressor(k=64,
@@ -90,7 +91,7 @@ fn python(args: &PerfArgs) -> PathBuf {
 }
 
 /// Runs a reference script; its stdout's last line is a JSON object.
-fn run_reference(py: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
+pub(super) fn run_reference(py: &Path, script: &str, args: &[String]) -> Result<serde_json::Value, String> {
     let path = bench_dir().join(script);
     let out =
         Command::new(py).arg(&path).args(args).output().map_err(|e| format!("cannot start {}: {e}", py.display()))?;
@@ -132,6 +133,8 @@ pub struct PerfReport {
     pub threads: usize,
     pub steps: Vec<StepRow>,
     pub knn: Vec<KnnRow>,
+    /// The PyTorch twin's embeddings against ours, per preset.
+    pub twin: Vec<super::twin::TwinRow>,
     /// References that could not run, with the reason.
     pub missing: Vec<String>,
 }
@@ -213,7 +216,8 @@ fn time_ours(cfg: &ExperimentConfig, backend: &str, args: &PerfArgs) -> anyhow::
     })
 }
 
-fn time_torch(cfg: &ExperimentConfig, py: &Path, threads: usize, args: &PerfArgs) -> Result<StepRow, String> {
+/// The model and step settings `bench/torch_quickstart.py` builds its twin from.
+fn torch_spec(cfg: &ExperimentConfig, threads: usize, args: &PerfArgs) -> Result<serde_json::Value, String> {
     let (_, spectrum_tok) =
         components::tokenizers(cfg, astroclip_core::survey::DESI_NBINS).map_err(|e| e.to_string())?;
     let shape = spectrum_tok.output_shape();
@@ -223,7 +227,7 @@ fn time_torch(cfg: &ExperimentConfig, py: &Path, threads: usize, args: &PerfArgs
     ) else {
         return Err("the PyTorch reference is the resnet + specformer model; set those encoders".into());
     };
-    let spec = serde_json::json!({
+    Ok(serde_json::json!({
         "threads": threads,
         "channels": img.channels, "blocks_per_stage": img.blocks_per_stage,
         "stem_stride": img.stem_stride, "image_size": cfg.image.crop / cfg.image.downsample,
@@ -234,7 +238,10 @@ fn time_torch(cfg: &ExperimentConfig, py: &Path, threads: usize, args: &PerfArgs
         "batch": cfg.train.batch_size, "logit_scale": cfg.loss.logit_scale,
         "warmup": args.warmup, "steps": args.steps.max(1),
         "eval_batch": cfg.eval.batch_size, "embed_reps": args.embed_reps.max(1),
-    });
+    }))
+}
+
+fn time_torch(cfg: &ExperimentConfig, py: &Path, spec: &serde_json::Value) -> Result<StepRow, String> {
     let v = run_reference(py, "torch_quickstart.py", &[spec.to_string()])?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| format!("torch_quickstart.py: no {k}"));
     Ok(StepRow {
@@ -324,9 +331,14 @@ pub fn execute(args: &PerfArgs) -> anyhow::Result<PerfReport> {
             report.steps.push(time_ours(&cfg, backend, args)?);
         }
         if let Some(py) = &py {
-            match time_torch(&cfg, py, threads, args) {
+            let spec = torch_spec(&cfg, threads, args);
+            match spec.as_ref().map_err(Clone::clone).and_then(|spec| time_torch(&cfg, py, spec)) {
                 Ok(row) => report.steps.push(row),
                 Err(e) => report.missing.push(format!("PyTorch ({preset}): {e}")),
+            }
+            match spec.and_then(|spec| super::twin::check(&cfg, py, &spec)) {
+                Ok(row) => report.twin.push(row),
+                Err(e) => report.missing.push(format!("PyTorch twin ({preset}): {e}")),
             }
         }
     }
@@ -379,6 +391,18 @@ impl PerfReport {
         if !ratios.is_empty() {
             s += "\n";
             s += &ratios;
+        }
+        for t in &self.twin {
+            let same = t.image_rel_diff < super::twin::TOLERANCE && t.spectrum_rel_diff < super::twin::TOLERANCE;
+            s += &format!(
+                "- {} PyTorch twin: our {} parameter tensors ({} values) loaded by name; embeddings of the same batch differ by {:.1e} (image), {:.1e} (spectrum) relative: {}\n",
+                t.preset,
+                t.tensors,
+                t.values,
+                t.image_rel_diff,
+                t.spectrum_rel_diff,
+                if same { "the same model" } else { "NOT THE SAME MODEL" }
+            );
         }
         s += "\nZero-shot k-NN probe (standardise, k = 64, distance-weighted; fit + predict, median)\n\n";
         s += "| train / test objects | astroclip s | scikit-learn s | astroclip / scikit-learn time | R² astroclip | R² scikit-learn | max \\|Δ prediction\\| |\n";
