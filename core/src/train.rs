@@ -235,6 +235,8 @@ pub struct StepLog<'s, 'a> {
     end: usize,
     last_done: usize,
     loss_name: &'static str,
+    /// While the loop runs, the first Ctrl-C/SIGTERM is a stop request (checkpoint, resumable).
+    _listening: crate::interrupt::Listening,
 }
 
 impl<'s, 'a> StepLog<'s, 'a> {
@@ -261,6 +263,7 @@ impl<'s, 'a> StepLog<'s, 'a> {
             end: setup.stop_after.map_or(cfg.steps, |s| s.clamp(start_step, cfg.steps)),
             last_done: start_step,
             loss_name,
+            _listening: crate::interrupt::listen(),
         })
     }
 

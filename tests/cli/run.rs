@@ -323,6 +323,52 @@ fn interrupt_stops_with_a_checkpoint() {
     assert!(artifacts.iter().any(|a| a["kind"] == "checkpoint"), "{artifacts:?}");
 }
 
+/// Outside a training loop nothing waits for a stop request, so the first SIGTERM (or Ctrl-C)
+/// ends the command at once with status 130: here during survey generation (before the fix
+/// the first signal was only noted and the survey went on to the end), and with a FIFO handed
+/// to `data inspect`, which is refused instead of blocking the reader.
+#[test]
+fn the_first_signal_outside_training_exits_and_a_fifo_is_not_read() {
+    let home = tempfile::tempdir().unwrap();
+    let out_file = home.path().join("big.h5");
+    let child = bin()
+        .arg("--home")
+        .arg(home.path())
+        .args(["survey", "synth", "--n", "200000", "--out"])
+        .arg(&out_file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap().success());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()).ok());
+    let out = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("survey synth still running 20 s after the first SIGTERM")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", text(&out));
+    assert!(!out_file.exists(), "an interrupted survey must not leave a file");
+
+    let fifo = home.path().join("pipe.fits");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let child = bin()
+        .arg("--home")
+        .arg(home.path())
+        .args(["data", "inspect"])
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()).ok());
+    let out = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("data inspect blocked on a FIFO").unwrap();
+    let t = text(&out);
+    assert!(!out.status.success() && t.contains("not a regular file") && t.contains("pipe.fits"), "{t}");
+}
+
 /// `astroclip … | head -1`: a reader that has gone away ends the command quietly with the
 /// shell's SIGPIPE status (141), not with a panic message and exit 101. The pipe's read end is
 /// closed before the command starts, so every write fails.

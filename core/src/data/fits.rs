@@ -133,8 +133,7 @@ fn structure(cards: &[(String, String)], index: usize) -> Result<Structure, Stri
 
 impl FitsFile {
     pub fn open(path: &Path) -> Result<Self, DataError> {
-        let bytes = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-        Self::from_bytes(path, bytes)
+        Self::from_bytes(path, super::read_regular(path)?)
     }
 
     /// Parses every HDU's header. Each header must be printable-ASCII cards ending in `END`,

@@ -33,13 +33,7 @@ pub(crate) fn guarded<T>(
 /// Opens an HDF5 file: a missing file is an I/O error, anything else the decoder rejects (or
 /// panics on) a format error.
 pub(crate) fn open(path: &Path, format: &'static str) -> Result<H5File, DataError> {
-    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
-    if !meta.is_file() {
-        return Err(DataError::io(
-            path,
-            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file (a directory, FIFO or device?)"),
-        ));
-    }
+    drop(super::open_regular(path)?);
     guarded(path, format, "opening the file", || H5File::open(path).map_err(|e| fmt_err(path, format, e.to_string())))
 }
 

@@ -45,8 +45,9 @@ pub enum OnBad {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    #[error("cannot read {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    // `error`, not `source`: the message already holds it (as `source` it was printed twice).
+    #[error("cannot read {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error("{path} is not a valid {format} file: {detail}")]
     Format { path: String, format: &'static str, detail: String },
     #[error("{path}: object {object}: {detail} (set data.on_bad = \"skip\" to leave such objects out)")]
@@ -64,9 +65,33 @@ impl DataError {
         }
     }
 
-    pub fn io(path: &Path, source: std::io::Error) -> Self {
-        DataError::Io { path: path.display().to_string(), source }
+    pub fn io(path: &Path, error: std::io::Error) -> Self {
+        DataError::Io { path: path.display().to_string(), error }
     }
+}
+
+/// Opens `path` for reading when it is a regular file (or a link to one). A FIFO would block
+/// the reader until something writes to it (and a signal handler that waits for a training step
+/// could not stop it); a directory or device is no data file either. Every reader opens its
+/// file through this (or [`read_regular`]).
+pub fn open_regular(path: &Path) -> Result<std::fs::File, DataError> {
+    let meta = std::fs::metadata(path).map_err(|e| DataError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(DataError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file (a directory, FIFO or device?)"),
+        ));
+    }
+    std::fs::File::open(path).map_err(|e| DataError::io(path, e))
+}
+
+/// The whole content of a regular file (see [`open_regular`]).
+pub fn read_regular(path: &Path) -> Result<Vec<u8>, DataError> {
+    use std::io::Read;
+    let mut f = open_regular(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| DataError::io(path, e))?;
+    Ok(bytes)
 }
 
 /// `(object id, reason)` of objects a reader left out under [`OnBad::Skip`].
@@ -203,7 +228,7 @@ pub fn check_image(path: &str, object: &str, image: &[f32]) -> Result<(), DataEr
 pub fn file_sha256(path: &Path) -> Result<String, DataError> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
-    let mut f = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let mut f = open_regular(path)?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {

@@ -12,8 +12,9 @@ use super::catalog::Survey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("cannot read survey file {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    // `error`, not `source`: the message already holds it.
+    #[error("cannot read survey file {path}: {error}")]
+    Io { path: String, error: std::io::Error },
     #[error(
         "{path} is not a readable survey file ({detail}); was it truncated? regenerate it with `astroclip survey synth`"
     )]
@@ -57,14 +58,17 @@ pub fn save(survey: &Survey, path: &Path) -> Result<(), StorageError> {
         .map_err(|e| StorageError::Format { path: path.display().to_string(), detail: e.to_string() })?;
     // Write next to the target and rename, so an interrupted write never leaves a half file.
     let tmp = path.with_extension("partial");
-    let io = |source| StorageError::Io { path: path.display().to_string(), source };
+    let io = |error| StorageError::Io { path: path.display().to_string(), error };
     std::fs::write(&tmp, bytes).map_err(io)?;
     std::fs::rename(&tmp, path).map_err(io)
 }
 
 pub fn load(path: &Path) -> Result<Survey, StorageError> {
     let p = path.display().to_string();
-    let bytes = std::fs::read(path).map_err(|source| StorageError::Io { path: p.clone(), source })?;
+    let bytes = super::read_regular(path).map_err(|e| match e {
+        super::DataError::Io { error, .. } => StorageError::Io { path: p.clone(), error },
+        other => StorageError::Format { path: p.clone(), detail: other.to_string() },
+    })?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| StorageError::Format { path: p.clone(), detail: e.to_string() })?;
     let st = SafeTensors::deserialize(&bytes)
