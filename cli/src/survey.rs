@@ -4,18 +4,23 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use astroclip_core::survey::{self, SynthConfig, storage};
+use astroclip_core::config;
 use clap::Subcommand;
+
+use crate::in_range;
 
 #[derive(Subcommand, Debug)]
 pub enum SurveyCommand {
     /// Generate a synthetic survey file: AstroCLIP's HDF5 layout for `.h5`/`.hdf5`, safetensors
     /// for `.safetensors`.
     Synth {
-        #[arg(long, default_value_t = 2048)]
+        /// Galaxies to generate (1 to 10 000 000).
+        #[arg(long, default_value_t = 2048, value_parser = in_range(config::SYNTH_GALAXIES))]
         n: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
-        #[arg(long, default_value_t = 152)]
+        /// Pixels on a side of each image (8 to 1024).
+        #[arg(long, default_value_t = 152, value_parser = in_range(config::SYNTH_IMAGE_SIDE))]
         image_size: usize,
         #[arg(long)]
         out: PathBuf,

@@ -17,6 +17,13 @@ use astroclip_builtin::specformer::{SpecFormer, SpecFormerSettings};
 use crate::encoders::{self, EncoderChoice};
 use crate::survey::SynthConfig;
 
+
+/// Galaxies in a synthetic survey (`data.synth.n_galaxies`, `survey synth --n`).
+pub const SYNTH_GALAXIES: std::ops::RangeInclusive<usize> = 1..=10_000_000;
+/// Pixels on a side of a synthetic survey's images (`data.synth.image_size`,
+/// `survey synth --image-size`).
+pub const SYNTH_IMAGE_SIDE: std::ops::RangeInclusive<usize> = 8..=1024;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentConfig {
@@ -474,8 +481,8 @@ impl ExperimentConfig {
             ("spectrum.rebin", self.spectrum.rebin, 1, crate::data::MAX_SPECTRUM_BINS),
             ("eval.k", self.eval.k, 1, 100_000),
             ("eval.batch_size", self.eval.batch_size, 1, 65_536),
-            ("data.synth.n_galaxies", self.data.synth.n_galaxies, 1, 10_000_000),
-            ("data.synth.image_size", self.data.synth.image_size, 8, 1024),
+            ("data.synth.n_galaxies", self.data.synth.n_galaxies, *SYNTH_GALAXIES.start(), *SYNTH_GALAXIES.end()),
+            ("data.synth.image_size", self.data.synth.image_size, *SYNTH_IMAGE_SIDE.start(), *SYNTH_IMAGE_SIDE.end()),
             ("data.loader.prefetch", self.data.loader.prefetch, 1, 1024),
             ("data.loader.workers", self.data.loader.workers, 0, 1024),
             ("data.loader.memory_limit_mb", self.data.loader.memory_limit_mb, 0, 16_777_216),

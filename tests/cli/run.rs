@@ -369,6 +369,28 @@ fn the_first_signal_outside_training_exits_and_a_fifo_is_not_read() {
     assert!(!out.status.success() && t.contains("not a regular file") && t.contains("pipe.fits"), "{t}");
 }
 
+/// Command-line flags that size memory or a loop have bounds, like the experiment file's keys:
+/// an out-of-range value is refused (status 2) naming the flag and the range, before any work.
+#[test]
+fn flags_that_size_memory_or_loops_are_bounded() {
+    let home = tempfile::tempdir().unwrap();
+    let out_file = home.path().join("s.h5");
+    let out = out_file.to_str().unwrap();
+    for (args, flag, range) in [
+        (vec!["survey", "synth", "--n", "0", "--out", out], "--n", "[1, 10000000]"),
+        (vec!["survey", "synth", "--image-size", "100000", "--out", out], "--image-size", "[8, 1024]"),
+        (vec!["bench", "perf", "--knn-sizes", "1000,100000000000"], "--knn-sizes", "[1, 1000000]"),
+        (vec!["bench", "perf", "--knn-dim", "0"], "--knn-dim", "[1, 4096]"),
+        (vec!["bench", "perf", "--steps", "1000000000"], "--steps", "[1, 100000]"),
+    ] {
+        let o = run(home.path(), &args);
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(t.contains(flag) && t.contains(range), "{args:?}: {t}");
+    }
+    assert!(!out_file.exists());
+}
+
 /// `astroclip … | head -1`: a reader that has gone away ends the command quietly with the
 /// shell's SIGPIPE status (141), not with a panic message and exit 101. The pipe's read end is
 /// closed before the command starts, so every write fails.

@@ -33,6 +33,8 @@ use serde::Serialize;
 use astroclip_core::config::{self, CliOverrides, ExperimentConfig};
 use astroclip_core::{components, device, train};
 
+use crate::in_range;
+
 #[derive(clap::Args, Debug, Clone)]
 pub struct PerfArgs {
     /// Experiment whose model is timed (default: each preset's own settings).
@@ -47,20 +49,20 @@ pub struct PerfArgs {
     #[arg(long, default_value = "flex", value_delimiter = ',')]
     pub devices: Vec<String>,
     /// Timed training steps (median reported), after `--warmup` untimed ones.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = in_range(1..=100_000))]
     pub steps: usize,
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 2, value_parser = in_range(0..=100_000))]
     pub warmup: usize,
     /// Timed embedding batches per modality.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = in_range(1..=100_000))]
     pub embed_reps: usize,
     /// Training-set sizes for the k-NN probe (the held-out set is a quarter of each).
-    #[arg(long, default_value = "1000,4000,16000", value_delimiter = ',')]
+    #[arg(long, default_value = "1000,4000,16000", value_delimiter = ',', value_parser = in_range(1..=1_000_000))]
     pub knn_sizes: Vec<usize>,
     /// Embedding width for the k-NN timing (the quickstart's embed_dim).
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = in_range(1..=4096))]
     pub knn_dim: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = in_range(1..=10_000))]
     pub knn_reps: usize,
     /// Python interpreter with torch / scikit-learn (default: .venv-torch/bin/python when
     /// present, else python3).
@@ -71,7 +73,7 @@ pub struct PerfArgs {
     pub no_reference: bool,
     /// CPU threads of the PyTorch reference (default: all cores, which burn-flex and the k-NN
     /// probe always use).
-    #[arg(long)]
+    #[arg(long, value_parser = in_range(1..=4096))]
     pub threads: Option<usize>,
 }
 
