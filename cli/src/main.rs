@@ -71,7 +71,6 @@ enum Command {
     },
 }
 
-/// Whether a panic comes from printing to a closed pipe (`astroclip … | head -1`).
 /// A clap value parser for a `usize` inside `range`: flags that size memory or a loop get the
 /// same kind of bound, named in the error, as the experiment file's keys.
 pub(crate) fn in_range(range: std::ops::RangeInclusive<usize>) -> impl Fn(&str) -> Result<usize, String> + Clone {
@@ -81,6 +80,7 @@ pub(crate) fn in_range(range: std::ops::RangeInclusive<usize>) -> impl Fn(&str) 
     }
 }
 
+/// Whether a panic comes from printing to a closed pipe (`astroclip … | head -1`).
 fn is_broken_pipe(payload: &(dyn std::any::Any + Send)) -> bool {
     let msg = payload
         .downcast_ref::<String>()

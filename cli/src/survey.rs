@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use astroclip_core::survey::{self, SynthConfig, storage};
 use astroclip_core::config;
+use astroclip_core::survey::{self, SynthConfig, storage};
 use clap::Subcommand;
 
 use crate::in_range;

@@ -17,7 +17,6 @@ use astroclip_builtin::specformer::{SpecFormer, SpecFormerSettings};
 use crate::encoders::{self, EncoderChoice};
 use crate::survey::SynthConfig;
 
-
 /// Galaxies in a synthetic survey (`data.synth.n_galaxies`, `survey synth --n`).
 pub const SYNTH_GALAXIES: std::ops::RangeInclusive<usize> = 1..=10_000_000;
 /// Pixels on a side of a synthetic survey's images (`data.synth.image_size`,

@@ -238,8 +238,8 @@ fn torch_spec(cfg: &ExperimentConfig, threads: usize, args: &PerfArgs) -> Result
         "n_tokens": shape[0], "token_dim": shape[1],
         "lr": cfg.train.lr, "weight_decay": cfg.train.weight_decay, "grad_clip": cfg.train.grad_clip,
         "batch": cfg.train.batch_size, "logit_scale": cfg.loss.logit_scale,
-        "warmup": args.warmup, "steps": args.steps.max(1),
-        "eval_batch": cfg.eval.batch_size, "embed_reps": args.embed_reps.max(1),
+        "warmup": args.warmup, "steps": args.steps,
+        "eval_batch": cfg.eval.batch_size, "embed_reps": args.embed_reps,
     }))
 }
 
@@ -305,7 +305,7 @@ fn time_knn(n_train: usize, args: &PerfArgs, py: Option<&Path>, missing: &mut Ve
         write_f32(&dir.path().join("test_x.f32"), &xte)?;
         let a = [dir.path().display().to_string(), n_train.to_string(), n_test.to_string(), dim.to_string()];
         let mut a: Vec<String> = a.to_vec();
-        a.extend(["64".into(), args.knn_reps.max(1).to_string()]);
+        a.extend(["64".into(), args.knn_reps.to_string()]);
         match run_reference(py, "sklearn_knn.py", &a) {
             Ok(v) => {
                 let bytes = std::fs::read(dir.path().join("sklearn_pred.f32"))?;

@@ -50,10 +50,13 @@ impl ModuleVisitor for Named {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let t = param.val();
-        let shape = t.dims().to_vec();
-        let data = t.into_data().convert::<f32>().try_to_vec::<f32>().expect("a tensor converted to f32 reads back as f32");
-        self.out.push((self.path.join("."), shape, data));
+        self.out.push((self.path.join("."), t.dims().to_vec(), values(t)));
     }
+}
+
+/// A tensor's values as f32, row-major.
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().try_to_vec::<f32>().expect("a tensor converted to f32 reads back as f32")
 }
 
 fn named<M: Module>(prefix: &str, m: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
@@ -84,12 +87,11 @@ fn write_twin_file(cfg: &ExperimentConfig, path: &Path) -> anyhow::Result<(usize
     let mut tensors = named("image", &model.image);
     tensors.extend(named("spectrum", &model.spectrum));
     let counts = (tensors.len(), tensors.iter().map(|t| t.2.len()).sum());
-    let flat = |t: Tensor<2>| t.into_data().convert::<f32>().try_to_vec::<f32>().expect("a tensor converted to f32 reads back as f32");
     let e = cfg.model.embed_dim;
-    tensors.push(("input.image".into(), vec![b, 3, px, px], flat(images)));
-    tensors.push(("input.spectrum".into(), vec![b, shape[0], shape[1]], flat(spectra)));
-    tensors.push(("output.image".into(), vec![b, e], flat(image_emb)));
-    tensors.push(("output.spectrum".into(), vec![b, e], flat(spectrum_emb)));
+    tensors.push(("input.image".into(), vec![b, 3, px, px], values(images)));
+    tensors.push(("input.spectrum".into(), vec![b, shape[0], shape[1]], values(spectra)));
+    tensors.push(("output.image".into(), vec![b, e], values(image_emb)));
+    tensors.push(("output.spectrum".into(), vec![b, e], values(spectrum_emb)));
     let raw: Vec<(String, Vec<usize>, Vec<u8>)> = tensors.into_iter().map(|(n, s, d)| (n, s, bytes(&d))).collect();
     let views = raw
         .iter()
@@ -111,7 +113,11 @@ pub fn check(cfg: &ExperimentConfig, py: &Path, spec: &serde_json::Value) -> Res
     )?;
     let f = |k: &str| v.get(k).and_then(|x| x.as_f64()).ok_or_else(|| format!("torch_quickstart.py --twin: no {k}"));
     if f("tensors")? as usize != tensors || f("values")? as usize != values {
-        return Err(format!("the twin loaded {} tensors / {} values of {tensors} / {values}", f("tensors")?, f("values")?));
+        return Err(format!(
+            "the twin loaded {} tensors / {} values of {tensors} / {values}",
+            f("tensors")?,
+            f("values")?
+        ));
     }
     Ok(TwinRow {
         preset: cfg.experiment.preset.clone(),
