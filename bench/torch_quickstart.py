@@ -185,12 +185,14 @@ def burn_to_torch(name, t):
         path = path[:-1] + ["shortcut", "0"]
     elif path and path[-1] == "shortcut_norm":
         path = path[:-1] + ["shortcut", "1"]
-    # Transformer layers: burn's mha / pwff / norm_1 / norm_2.
+    # Transformer layers: burn's mha / pwff / norm_1 / norm_2. burn's pre-norm layer applies
+    # norm_2 before the attention and norm_1 before the feed-forward block; PyTorch's norm_first
+    # layer calls them norm1 and norm2.
     if "layers" in path:
         i = path.index("layers")
         rest = path[i + 2:]
         ren = {("pwff", "linear_inner"): ["linear1"], ("pwff", "linear_outer"): ["linear2"],
-               ("norm_1",): ["norm1"], ("norm_2",): ["norm2"], ("mha", "output"): ["self_attn", "out_proj"]}
+               ("norm_1",): ["norm2"], ("norm_2",): ["norm1"], ("mha", "output"): ["self_attn", "out_proj"]}
         key = tuple(rest)
         if key in ren:
             path = path[:i + 2] + ren[key]

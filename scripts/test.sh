@@ -93,11 +93,11 @@ ASTROCLIP_REQUIRE_MLFLOW=1 cargo test --manifest-path registry/mlflow/Cargo.toml
 if [ "${ASTROCLIP_SKIP_TCH:-0}" != 1 ]; then
     phase "libtorch tests"
     eval "$(cat .ci-env/libtorch)"
-    # Only the two test binaries that hold tch_backend tests: the rest of the workspace's test
+    # Only the test binaries that hold tch_backend tests: the rest of the workspace's test
     # binaries would be compiled a second time for nothing. `astroclip-cli/tch` (which turns on
     # astroclip-core/tch) compiles the CLI's own tch test in.
     cargo test -p astroclip-core -p astroclip-cli --features astroclip-cli/tch \
-        --test plugin_tensor --test cli -- tch_backend
+        --test plugin_tensor --test import --test cli -- tch_backend
     # That build put the libtorch-linked `astroclip` at target/debug/astroclip, which does not
     # start without LD_LIBRARY_PATH; the default build is up to date, so cargo only puts its
     # binary back (README's commands run after README's test command).

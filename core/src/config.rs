@@ -260,6 +260,8 @@ impl ExperimentConfig {
                     n_heads: 4,
                     head_heads: 4,
                     dropout: 0.1,
+                    max_len: None,
+                    head_residual: true,
                 }),
             },
             model: ModelConfig { embed_dim: 128 },
@@ -316,6 +318,8 @@ impl ExperimentConfig {
                         n_heads: 6,
                         head_heads: 16,
                         dropout: 0.1,
+                        max_len: Some(800),
+                        head_residual: true,
                     }),
                     ..quick.spectrum
                 },

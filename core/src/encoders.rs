@@ -180,6 +180,7 @@ macro_rules! encoders {
 
 encoders! {
     ResNet(astroclip_builtin::resnet::ResNetEncoder),
+    Vit(astroclip_builtin::vit::VitEncoder),
     SpecFormer(astroclip_builtin::specformer::SpecFormer),
 }
 

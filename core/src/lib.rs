@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod device;
 pub mod encoders;
 pub mod eval;
+pub mod import;
 pub mod interrupt;
 pub mod lifecycle;
 pub mod model;

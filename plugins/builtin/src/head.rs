@@ -1,7 +1,14 @@
 //! Cross-attention embedding head, after AstroCLIP's `CrossAttentionHead`
 //! (`astroclip/models/astroclip.py`, Parker et al. 2024 §3.3): one learnable query attends over
-//! the backbone's tokens; the attended vector goes through dropout, LayerNorm and a residual
-//! GELU MLP (hidden 4×) into the shared embedding space.
+//! the backbone's tokens; the attended vector goes through dropout, LayerNorm and a GELU MLP
+//! (hidden 4×) into the shared embedding space. AstroCLIP's `SpectrumHead` adds the MLP as a
+//! residual (`x + mlp(x)`), its `ImageHead` does not (`mlp(x)`): [`CrossAttentionHeadConfig::residual`].
+//!
+//! Parameters and their names in AstroCLIP's state dict (`<modality>_encoder.` prefix):
+//! `query` = `cross_attention.query`; `attention` = `cross_attention.multihead_attn` (PyTorch's
+//! packed `in_proj_weight`, or `q/k/v_proj_weight` when the token width differs from the
+//! embedding width, and `in_proj_bias`, `out_proj`); `norm` = `cross_attention.layernorm`;
+//! `fc1`/`fc2` = `mlp.encoder`/`mlp.decoder`.
 
 use astroclip_plugin_api::SettingError;
 use burn::config::Config;
@@ -20,6 +27,9 @@ pub struct CrossAttentionHeadConfig {
     pub n_heads: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// `x + mlp(x)` (AstroCLIP's `SpectrumHead`) instead of `mlp(x)` (its `ImageHead`).
+    #[config(default = true)]
+    pub residual: bool,
 }
 
 #[derive(Module, Debug)]
@@ -30,6 +40,7 @@ pub struct CrossAttentionHead {
     fc1: Linear,
     fc2: Linear,
     dropout: Dropout,
+    residual: bool,
 }
 
 impl CrossAttentionHeadConfig {
@@ -50,6 +61,7 @@ impl CrossAttentionHeadConfig {
             fc1: LinearConfig::new(self.embed_dim, 4 * self.embed_dim).init(device),
             fc2: LinearConfig::new(4 * self.embed_dim, self.embed_dim).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
+            residual: self.residual,
         }
     }
 }
@@ -61,7 +73,8 @@ impl CrossAttentionHead {
         let query = self.query.val().repeat_dim(0, batch);
         let x = self.attention.forward(query, tokens, None);
         let x = self.norm.forward(self.dropout.forward(x));
-        let x = x.clone() + self.fc2.forward(self.dropout.forward(gelu(self.fc1.forward(x))));
+        let mlp = self.fc2.forward(self.dropout.forward(gelu(self.fc1.forward(x.clone()))));
+        let x = if self.residual { x + mlp } else { mlp };
         let [_, _, e] = x.dims();
         x.reshape([batch, e])
     }

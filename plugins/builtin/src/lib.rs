@@ -5,6 +5,7 @@
 //! | `legacy-survey-rgb` | image tokenizer (ToRGB stretch, centre crop) | [`to_rgb`] |
 //! | `specformer-tokens` | spectrum tokenizer (standardise, 20/10 slices, stats token) | [`spectrum_tokens`] |
 //! | `resnet` | image encoder (ResNet CNN + cross-attention head) | [`resnet`] |
+//! | `vit` | image encoder (DINOv2 ViT + cross-attention head; AstroDINO's architecture) | [`vit`] |
 //! | `specformer` | spectrum encoder (pre-LN transformer + cross-attention head) | [`specformer`] |
 //! | `infonce` | symmetric InfoNCE contrastive loss | [`infonce`] |
 //! | `knn` | distance-weighted k-NN regression probe | [`knn`] |
@@ -17,6 +18,7 @@ pub mod resnet;
 pub mod specformer;
 pub mod spectrum_tokens;
 pub mod to_rgb;
+pub mod vit;
 
 use astroclip_plugin_api::{ComponentInfo, ComponentKind};
 

@@ -33,6 +33,11 @@ pub struct SpecFormerConfig {
     pub head_heads: usize,
     #[config(default = 0.1)]
     pub dropout: f64,
+    /// Rows of the positional embedding (AstroCLIP: `max_len = 800`); `n_tokens` when absent.
+    #[config(default = "None")]
+    pub max_len: Option<usize>,
+    #[config(default = true)]
+    pub head_residual: bool,
 }
 
 /// The `[spectrum.encoder]` table of `name = "specformer"` (defaults: the quickstart's size).
@@ -49,11 +54,17 @@ pub struct SpecFormerSettings {
     pub head_heads: usize,
     /// Dropout of the transformer and the head.
     pub dropout: f64,
+    /// Rows of the learned positional embedding, at least the tokenizer's token count
+    /// (AstroCLIP's SpecFormer: `max_len = 800` for 777 tokens); the token count when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_len: Option<usize>,
+    /// `x + mlp(x)` in the head (AstroCLIP's `SpectrumHead`: true).
+    pub head_residual: bool,
 }
 
 impl Default for SpecFormerSettings {
     fn default() -> Self {
-        Self { d_model: 64, n_layers: 2, n_heads: 4, head_heads: 4, dropout: 0.1 }
+        Self { d_model: 64, n_layers: 2, n_heads: 4, head_heads: 4, dropout: 0.1, max_len: None, head_residual: true }
     }
 }
 
@@ -75,7 +86,7 @@ impl SpecFormerConfig {
         SpecFormer {
             embedding: LinearConfig::new(self.token_dim, self.d_model).init(device),
             position: Param::from_tensor(Tensor::random(
-                [self.n_tokens, self.d_model],
+                [self.max_len.unwrap_or(self.n_tokens).max(self.n_tokens), self.d_model],
                 Distribution::Normal(0.0, 0.02),
                 device,
             )),
@@ -88,6 +99,7 @@ impl SpecFormerConfig {
             head: CrossAttentionHeadConfig::new(self.embed_dim, self.d_model)
                 .with_n_heads(self.head_heads)
                 .with_dropout(self.dropout)
+                .with_residual(self.head_residual)
                 .init(device),
             n_tokens: self.n_tokens,
             token_dim: self.token_dim,
@@ -119,7 +131,7 @@ impl SpecFormer {
 
     /// Transformer tokens `(batch, n_tokens, d_model)` after the final LayerNorm.
     pub fn tokens(&self, x: Tensor<3>) -> Tensor<3> {
-        let x = self.embedding.forward(x) + self.position.val().unsqueeze_dim(0);
+        let x = self.embedding.forward(x) + self.position.val().narrow(0, 0, self.n_tokens).unsqueeze_dim(0);
         let x = self.transformer.forward(TransformerEncoderInput::new(self.dropout.forward(x)));
         self.norm.forward(x)
     }
@@ -141,6 +153,11 @@ impl ConfiguredEncoder for SpecFormer {
         if !s.d_model.is_multiple_of(s.n_heads) {
             return Err(SettingError::new("n_heads", format!("must divide d_model = {}", s.d_model)));
         }
+        if let Some(m) = s.max_len
+            && !(1..=100_000).contains(&m)
+        {
+            return Err(SettingError::new("max_len", format!("{m} is outside [1, 100000]")));
+        }
         crate::head::check_settings(s.head_heads, s.dropout, embed_dim)
     }
 
@@ -152,12 +169,22 @@ impl ConfiguredEncoder for SpecFormer {
                 format!("specformer reads (tokens, token width) sequences; the tokenizer gives {:?}", input.shape),
             ));
         };
+        if let Some(m) = s.max_len
+            && m < n_tokens
+        {
+            return Err(SettingError::new(
+                "max_len",
+                format!("{m} positions are fewer than the tokenizer's {n_tokens} tokens"),
+            ));
+        }
         Ok(SpecFormerConfig::new(n_tokens, token_dim, input.embed_dim)
             .with_d_model(s.d_model)
             .with_n_layers(s.n_layers)
             .with_n_heads(s.n_heads)
             .with_head_heads(s.head_heads)
             .with_dropout(s.dropout)
+            .with_max_len(s.max_len)
+            .with_head_residual(s.head_residual)
             .init(device))
     }
 

@@ -1,0 +1,200 @@
+//! Import of AstroCLIP's checkpoints, checked against a PyTorch twin by values.
+//!
+//! `bench/astroclip_twin.py` builds AstroCLIP's modules with AstroCLIP's and DINOv2's exact
+//! parameter names, random weights (norms and layer scales included), saves the three published
+//! checkpoint kinds in their layouts (Lightning `state_dict` + `hyper_parameters` holding
+//! pickled modules; DINOv2's `teacher` with chunked blocks) and PyTorch's outputs for a batch
+//! of raw 152-px g,r,z cutouts and 7781-bin spectra. Here each file is imported and our
+//! tokenizers + modules must give the same outputs to 1e-4 relative: the AstroCLIP embeddings
+//! (collator, ToRGB, swapped axes, crop 144; SpecFormer preprocessing), the SpecFormer tokens
+//! and reconstructions, the AstroDINO CLS token at 144 px and at 96 px (interpolated
+//! positions) and its patch tokens.
+//!
+//! The twin needs torch: the Python named by `ASTROCLIP_BENCH_PYTHON` (`.venv-torch`, set by
+//! `scripts/test.sh`, which also sets `ASTROCLIP_REQUIRE_TORCH=1` so that a missing torch fails).
+//! `tch_backend_*` repeats the check on libtorch.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use astroclip_builtin::spectrum_tokens::SpecformerTokens;
+use astroclip_builtin::to_rgb::LegacySurveyRgb;
+use astroclip_core::import::{CheckpointKind, ImportOptions, ImportedModel, import};
+use astroclip_plugin_api::{ImageView, ModalityEncoder, Observation, SpectrumView, Tokenizer};
+use burn::tensor::{Device, Tensor, TensorData};
+use burn_store::pytorch_reader::PytorchReader;
+
+const TOLERANCE: f64 = 1e-4;
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").canonicalize().unwrap()
+}
+
+/// Writes the twin's files into a fresh directory; `None` (reported) when no torch is available
+/// and none is required.
+fn twin() -> Option<tempfile::TempDir> {
+    let python = std::env::var("ASTROCLIP_BENCH_PYTHON").ok();
+    let required = std::env::var("ASTROCLIP_REQUIRE_TORCH").is_ok();
+    let Some(python) = python else {
+        assert!(!required, "ASTROCLIP_REQUIRE_TORCH is set but ASTROCLIP_BENCH_PYTHON is not");
+        eprintln!("NOT RUN: the import twin needs ASTROCLIP_BENCH_PYTHON with torch (scripts/setup-bench.sh)");
+        return None;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(&python)
+        .arg(root().join("bench/astroclip_twin.py"))
+        .arg(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start {python}: {e}"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        assert!(!required && err.contains("No module named 'torch'"), "the twin failed: {err}");
+        eprintln!("NOT RUN: {python} has no torch (scripts/setup-bench.sh)");
+        return None;
+    }
+    Some(dir)
+}
+
+struct Io {
+    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl Io {
+    fn read(dir: &Path) -> Self {
+        let reader = PytorchReader::new(dir.join("twin_io.pt")).unwrap();
+        let tensors = reader
+            .into_tensors()
+            .into_iter()
+            .map(|(k, t)| {
+                let t = burn_store::bridge::from_pytorch(t);
+                let data = burn_store::bridge::to_data(&t).unwrap();
+                (k, (data.shape().to_vec(), data.try_to_vec::<f32>().unwrap()))
+            })
+            .collect();
+        Self { tensors }
+    }
+
+    fn get(&self, k: &str) -> &(Vec<usize>, Vec<f32>) {
+        self.tensors.get(k).unwrap_or_else(|| panic!("twin_io.pt has no {k}"))
+    }
+
+    /// Our tokenizer's `(n, …)` batch of the twin's raw images or spectra.
+    fn tokens(&self, tok: &dyn Tokenizer, device: &Device) -> Tensor<2> {
+        let bands: Vec<String> = ["g", "r", "z"].map(String::from).to_vec();
+        let per: usize = tok.output_shape().iter().product();
+        let mut out = Vec::new();
+        let n = self.get("images").0[0];
+        for i in 0..n {
+            let mut buf = vec![0f32; per];
+            let (shape, images) = self.get("images");
+            let (_, spectra) = self.get("spectra");
+            let len = shape[1] * shape[2] * shape[3];
+            let wavelength: Vec<f32> = (0..7781).map(|j| 3600.0 + 0.8 * j as f32).collect();
+            let ivar = vec![1f32; 7781];
+            let obs = if tok.output_shape().len() == 3 {
+                Observation::Image(ImageView {
+                    object_id: "twin",
+                    height: shape[1],
+                    width: shape[2],
+                    bands: &bands,
+                    flux: &images[i * len..(i + 1) * len],
+                    pixel_scale: 0.262,
+                })
+            } else {
+                Observation::Spectrum(SpectrumView {
+                    object_id: "twin",
+                    wavelength: &wavelength,
+                    flux: &spectra[i * 7781..(i + 1) * 7781],
+                    ivar: &ivar,
+                })
+            };
+            tok.tokenize(&obs, &mut buf).unwrap();
+            out.extend(buf);
+        }
+        Tensor::from_data(TensorData::new(out, [n, per]), device)
+    }
+}
+
+/// Largest |ours − theirs| over the largest |theirs|.
+fn rel_diff<const D: usize>(what: &str, ours: Tensor<D>, io: &Io, key: &str) -> f64 {
+    let (shape, theirs) = io.get(key);
+    assert_eq!(&ours.dims()[..], &shape[..], "{what}: shape");
+    let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let diff = ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+    let rel = diff / scale.max(1e-30);
+    eprintln!("{what}: max relative difference {rel:.2e} (scale {scale:.3})");
+    rel
+}
+
+fn imports_match_pytorch(device: &Device) {
+    let Some(dir) = twin() else { return };
+    let io = Io::read(dir.path());
+    let images = io.tokens(&LegacySurveyRgb::new(144, 1), device);
+    let spectra = io.tokens(&SpecformerTokens::new(7781, 1), device);
+    let opts = ImportOptions::default();
+    let mut diffs = Vec::new();
+
+    let full = import(&dir.path().join("astroclip.ckpt"), &opts, device).unwrap();
+    assert_eq!(full.kind, CheckpointKind::AstroClip);
+    assert!(
+        full.report.skipped.iter().all(|(k, _)| k.starts_with("spectrum_encoder.backbone.head.")),
+        "{:?}",
+        full.report
+    );
+    let ImportedModel::AstroClip(model) = full.model else { panic!("not a whole model") };
+    diffs.push(rel_diff("astroclip image embedding", model.image.encode(images.clone()), &io, "astroclip_image"));
+    diffs.push(rel_diff(
+        "astroclip spectrum embedding",
+        model.spectrum.encode(spectra.clone()),
+        &io,
+        "astroclip_spectrum",
+    ));
+    let cfg = serde_json::to_value(&full.config).unwrap();
+    assert_eq!(cfg["image"]["encoder"]["depth"], 4, "{cfg}");
+    assert_eq!(cfg["image"]["encoder"]["n_heads"], 2, "{cfg}");
+    assert_eq!(cfg["spectrum"]["encoder"]["n_heads"], 2, "{cfg}");
+    assert_eq!(cfg["model"]["embed_dim"], 128, "{cfg}");
+
+    let spec = import(&dir.path().join("specformer.ckpt"), &opts, device).unwrap();
+    assert_eq!(spec.kind, CheckpointKind::SpecFormer);
+    assert!(spec.report.skipped.is_empty(), "{:?}", spec.report.skipped);
+    let ImportedModel::SpecFormer(masked) = spec.model else { panic!("not a SpecFormer") };
+    let [n, _] = spectra.dims();
+    let (t, w) = masked.backbone.input_shape();
+    let tokens = masked.backbone.tokens(spectra.clone().reshape([n, t, w]));
+    diffs.push(rel_diff("specformer embedding", tokens.clone(), &io, "specformer_embedding"));
+    diffs.push(rel_diff("specformer reconstructions", masked.recon.forward(tokens), &io, "specformer_reconstructions"));
+    assert_eq!(
+        serde_json::to_value(&spec.config).unwrap()["spectrum"]["encoder"]["n_heads"],
+        4,
+        "from hyper_parameters"
+    );
+
+    let dino = import(&dir.path().join("astrodino.ckpt"), &opts, device).unwrap();
+    assert_eq!(dino.kind, CheckpointKind::AstroDino);
+    assert!(dino.report.skipped.iter().all(|(k, _)| k.starts_with("dino_head.")) && !dino.report.skipped.is_empty());
+    let ImportedModel::AstroDino(vit) = dino.model else { panic!("not a ViT") };
+    let x = vit.oriented(images.clone());
+    diffs.push(rel_diff("astrodino CLS token", vit.backbone.cls_token(x.clone()), &io, "astrodino_cls"));
+    diffs.push(rel_diff("astrodino patch tokens", vit.backbone.patch_tokens(x), &io, "astrodino_patch_tokens"));
+    let small = io.tokens(&LegacySurveyRgb::new(96, 1), device);
+    let [n, _] = small.dims();
+    let x96 = small.reshape([n, 3, 96, 96]).swap_dims(2, 3);
+    diffs.push(rel_diff("astrodino CLS token at 96 px", vit.backbone.cls_token(x96), &io, "astrodino_cls_96"));
+
+    for d in &diffs {
+        assert!(*d < TOLERANCE, "a difference above {TOLERANCE}: {diffs:?}");
+    }
+}
+
+#[test]
+fn imported_checkpoints_match_pytorch_twin() {
+    imports_match_pytorch(&Device::flex());
+}
+
+#[cfg(feature = "tch")]
+#[test]
+fn tch_backend_imported_checkpoints_match_pytorch_twin() {
+    imports_match_pytorch(&Device::libtorch());
+}
