@@ -457,6 +457,15 @@ def main():
         io["astrodino_patch_tokens"] = backbone.norm(t)
         io["astrodino_cls_96"] = backbone(collate_images(images, 96))  # 8×8 grid: interpolated positions
     torch.save({k: v.contiguous() for k, v in io.items()}, out / "twin_io.pt")
+
+    # Broken SpecFormer checkpoints for the importer's errors: a key missing, a key it does not
+    # know, a tensor of the wrong shape.
+    sd = specformer.state_dict()
+    missing = {k: v for k, v in sd.items() if k != "blocks.1.attention.projection.weight"}
+    extra = dict(sd, **{"blocks.0.attention.rotary.weight": torch.zeros(4)})
+    shape = dict(sd, **{"final_layernorm.weight": torch.ones(255)})
+    for name, state in (("missing", missing), ("extra", extra), ("shape", shape)):
+        torch.save(lightning(state, specformer.hparams), out / f"broken_{name}.ckpt")
     print(f"wrote {', '.join(sorted(p.name for p in out.iterdir()))} to {out}")
 
 

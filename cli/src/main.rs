@@ -1,11 +1,12 @@
 //! The `astroclip` command line: one module per command group (`run`, `bind`, `bench`, `runs`,
-//! `survey`, `data`, `plugins`, `config`), each parsing its arguments and rendering its output
+//! `survey`, `data`, `models`, `plugins`, `config`), each parsing its arguments and rendering its output
 //! over the `astroclip-core` runtime.
 
 mod bench;
 mod bind;
 mod config;
 mod data;
+mod models;
 mod plugins;
 mod run;
 mod runs;
@@ -58,6 +59,11 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: data::DataCommand,
+    },
+    /// Models from elsewhere: import AstroCLIP's published checkpoints.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
     },
     /// Plugins: list installed ones, add (verify + install) one, verify one.
     Plugins {
@@ -126,6 +132,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Runs { command } => runs::execute(command, home, registry),
         Command::Survey { command } => survey::execute(command),
         Command::Data { command } => data::execute(command, home),
+        Command::Models { command } => models::execute(command, home, registry),
         Command::Plugins { command } => plugins::execute(command, home),
         Command::Config { command } => config::execute(command),
     }

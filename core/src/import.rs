@@ -118,6 +118,8 @@ pub struct ImportReport {
     pub loaded: BTreeMap<String, usize>,
     /// Tensors left out on purpose, with the reason.
     pub skipped: Vec<(String, &'static str)>,
+    /// The file's key of each of our parameters.
+    pub origin: BTreeMap<String, String>,
     /// Hyper-parameters and where each came from (`shape of …`, `hyper_parameters`, `AstroCLIP default`).
     pub inferred: Vec<(String, String, String)>,
 }
@@ -215,7 +217,7 @@ pub fn import(path: &Path, opts: &ImportOptions, device: &Device) -> Result<Impo
             )
             .map_err(|e| ImportError::Build { path: p.clone(), detail: e.to_string() })?
             .model;
-            let mapped = map_all(&tensors, &mut report, |k| {
+            let mapped = map_all(&p, &tensors, &mut report, |k| {
                 if let Some(rest) = k.strip_prefix("image_encoder.backbone.") {
                     prefixed("image.backbone.", vit_key(rest))
                 } else if let Some(rest) = k.strip_prefix("image_encoder.") {
@@ -253,7 +255,7 @@ pub fn import(path: &Path, opts: &ImportOptions, device: &Device) -> Result<Impo
                 )
                 .map_err(|e| ImportError::Build { path: p.clone(), detail: format!("{}: {}", e.key, e.message) })?;
             let mut masked = MaskedSpecFormer::new(backbone, device);
-            let mapped = map_all(&tensors, &mut report, |k| {
+            let mapped = map_all(&p, &tensors, &mut report, |k| {
                 if let Some(rest) = k.strip_prefix("head.") {
                     Mapping::One(format!("recon.{rest}"))
                 } else {
@@ -274,7 +276,7 @@ pub fn import(path: &Path, opts: &ImportOptions, device: &Device) -> Result<Impo
             };
             let mut enc = <VitEncoder as astroclip_plugin_api::ConfiguredEncoder>::build(&vit, &input, device)
                 .map_err(|e| ImportError::Build { path: p.clone(), detail: format!("{}: {}", e.key, e.message) })?;
-            let mapped = map_all(&tensors, &mut report, |k| {
+            let mapped = map_all(&p, &tensors, &mut report, |k| {
                 if let Some(rest) = k.strip_prefix("backbone.") {
                     prefixed("backbone.", vit_key(rest))
                 } else if k.starts_with("dino_head.") || k.starts_with("ibot_head.") {
@@ -403,10 +405,16 @@ fn specformer_key(k: &str) -> Mapping {
 
 /// The tensors under our names (as f32), with every key of the file accounted for.
 fn map_all(
+    path: &str,
     tensors: &BTreeMap<String, PackTensor>,
     report: &mut ImportReport,
     f: impl Fn(&str) -> Mapping,
 ) -> Result<Vec<PackTensor>, ImportError> {
+    let keys_err = |key: &str, detail: String| ImportError::Keys {
+        path: path.to_string(),
+        kind: "AstroCLIP",
+        detail: format!("  {key}: {detail}"),
+    };
     let mut out = Vec::new();
     let mut unknown = Vec::new();
     let data = |t: &PackTensor| -> Result<TensorData, String> {
@@ -415,7 +423,10 @@ fn map_all(
     };
     for (key, t) in tensors {
         match f(key) {
-            Mapping::One(name) => out.push(bridge::from_data(data(t).map_err(|e| keys_err(key, e))?, name, None)),
+            Mapping::One(name) => {
+                report.origin.insert(name.clone(), key.clone());
+                out.push(bridge::from_data(data(t).map_err(|e| keys_err(key, e))?, name, None));
+            }
             Mapping::Split(names) => {
                 let d = data(t).map_err(|e| keys_err(key, e))?;
                 let shape = d.shape().to_vec();
@@ -430,6 +441,7 @@ fn map_all(
                 let mut part_shape = shape.clone();
                 part_shape[0] /= 3;
                 for (i, name) in names.into_iter().enumerate() {
+                    report.origin.insert(name.clone(), format!("{key} (part {} of 3)", i + 1));
                     let part = TensorData::new(values[i * third..(i + 1) * third].to_vec(), part_shape.clone());
                     out.push(bridge::from_data(part, name, None));
                 }
@@ -440,16 +452,12 @@ fn map_all(
     }
     if !unknown.is_empty() {
         return Err(ImportError::Keys {
-            path: String::new(),
+            path: path.to_string(),
             kind: "AstroCLIP",
-            detail: format!("  unexpected keys ({}): {}", unknown.len(), unknown.join(", ")),
+            detail: format!("  keys no AstroCLIP module has ({}): {}", unknown.len(), unknown.join(", ")),
         });
     }
     Ok(out)
-}
-
-fn keys_err(key: &str, detail: String) -> ImportError {
-    ImportError::Keys { path: String::new(), kind: "AstroCLIP", detail: format!("  {key}: {detail}") }
 }
 
 /// Fails unless every parameter (but those under the `not_in_file` prefixes, which the kind
@@ -465,15 +473,35 @@ fn check(
     let mut detail = String::new();
     let missing: Vec<&str> =
         r.missing.iter().map(|(k, _)| k.as_str()).filter(|k| !not_in_file.iter().any(|p| k.starts_with(p))).collect();
+    // Norm parameters are named gamma/beta on our side, weight/bias in the file.
+    let theirs = |ours: &str| {
+        let file_name = ours.strip_suffix(".gamma").map(|p| format!("{p}.weight"));
+        let file_name = file_name.or_else(|| ours.strip_suffix(".beta").map(|p| format!("{p}.bias")));
+        let key = report.origin.get(ours).or_else(|| file_name.and_then(|n| report.origin.get(&n)));
+        key.map_or(ours.to_string(), |k| format!("{k} (→ {ours})"))
+    };
     if !missing.is_empty() {
-        let keys = missing;
-        detail += &format!("  missing in the file ({}): {}\n", keys.len(), keys.join(", "));
+        detail += &format!(
+            "  parameters the file has no tensor for ({}, our names): {}\n",
+            missing.len(),
+            missing.join(", ")
+        );
     }
     if !r.unused.is_empty() {
-        detail += &format!("  unexpected keys ({}): {}\n", r.unused.len(), r.unused.join(", "));
+        let keys: Vec<String> = r.unused.iter().map(|k| theirs(k)).collect();
+        detail += &format!("  tensors no parameter takes ({}): {}\n", keys.len(), keys.join(", "));
     }
     if !r.errors.is_empty() {
-        let errs: Vec<String> = r.errors.iter().map(|e| e.to_string()).collect();
+        let errs: Vec<String> = r
+            .errors
+            .iter()
+            .map(|e| match e {
+                burn_store::ApplyError::ShapeMismatch { path, expected, found } => {
+                    format!("{}: shape {:?}, expected {:?}", theirs(path), found.as_slice(), expected.as_slice())
+                }
+                other => other.to_string(),
+            })
+            .collect();
         detail += &format!("  wrong shapes ({}): {}\n", errs.len(), errs.join("; "));
     }
     if !detail.is_empty() {
@@ -485,7 +513,7 @@ fn check(
     }
     for key in &r.applied {
         let parts: Vec<&str> = key.split('.').collect();
-        let module = parts[..parts.len().min(2)].join(".");
+        let module = parts[..(parts.len() - 1).clamp(1, 2)].join(".");
         *report.loaded.entry(module).or_default() += 1;
     }
     Ok(())
@@ -646,4 +674,69 @@ fn specformer_settings(
         },
         token_dim,
     ))
+}
+
+/// The registry's experiment that holds imported models.
+pub const IMPORTED_EXPERIMENT: &str = "imported";
+
+/// Records `imported` (read from `source`) in the registry as a finished run of the experiment
+/// [`IMPORTED_EXPERIMENT`] named `name`, with its weights as the run's checkpoint
+/// (`<home>/runs/<id>/checkpoints/step-0000000/model.bpk`) so that every command that takes a
+/// run id takes it; params `import.*` say what was read: source file, SHA-256, key count, the
+/// modules loaded, what was skipped and where each hyper-parameter came from.
+pub fn record(
+    registry: &astroclip_registry::Registry,
+    home: &Path,
+    name: &str,
+    source: &Path,
+    imported: &Imported,
+) -> anyhow::Result<String> {
+    let (sha, bytes) = crate::train::file_sha256(source)?;
+    let config = serde_json::to_value(&imported.config)?;
+    let components = match &imported.model {
+        ImportedModel::AstroClip(m) => {
+            use astroclip_plugin_api::ModalityEncoder;
+            vec![m.image.info(), m.spectrum.info()]
+        }
+        ImportedModel::SpecFormer(_) => vec![],
+        ImportedModel::AstroDino(_) => vec![],
+    };
+    let id = registry.create_run(&astroclip_registry::NewRun {
+        experiment: IMPORTED_EXPERIMENT.to_string(),
+        name: name.to_string(),
+        config_json: config.to_string(),
+        git_commit: None,
+        data_hash: None,
+        components_json: serde_json::to_string(&components)?,
+    })?;
+    let r = &imported.report;
+    let mut params = Vec::new();
+    crate::lifecycle::flatten("", &config, &mut params);
+    params.extend([
+        ("import.kind".to_string(), imported.kind.as_str().to_string()),
+        ("import.source".into(), source.display().to_string()),
+        ("import.sha256".into(), sha.clone()),
+        ("import.bytes".into(), bytes.to_string()),
+        ("import.top_level_key".into(), r.top_level_key.clone()),
+        ("import.keys".into(), r.keys.to_string()),
+        ("import.skipped".into(), r.skipped.len().to_string()),
+    ]);
+    params.extend(r.loaded.iter().map(|(m, n)| (format!("import.loaded.{m}"), n.to_string())));
+    params.extend(r.inferred.iter().map(|(k, v, from)| (format!("import.inferred.{k}"), format!("{v} ({from})"))));
+    registry.log_params(&id, &params)?;
+    let run_dir = home.join("runs").join(&id);
+    let checkpoints = crate::train::Checkpoints { dir: run_dir.join("checkpoints") };
+    let dir = checkpoints.step_dir(0);
+    std::fs::create_dir_all(&dir)?;
+    let file = dir.join("model.bpk");
+    let saved = match &imported.model {
+        ImportedModel::AstroClip(m) => m.as_ref().clone().save_file(&file),
+        ImportedModel::SpecFormer(m) => m.clone().save_file(&file),
+        ImportedModel::AstroDino(m) => m.clone().save_file(&file),
+    };
+    saved.map_err(|e| anyhow::anyhow!("writing {}: {e}", file.display()))?;
+    std::fs::write(dir.join("complete"), "0")?;
+    crate::train::record_artifact(registry, &id, home, &file, "checkpoint")?;
+    registry.set_status(&id, "finished", None)?;
+    Ok(id)
 }

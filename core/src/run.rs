@@ -318,11 +318,26 @@ fn pretrained_checkpoint(
             .with_context(|| format!("{key} = {id:?}: run {full} has an unreadable stored configuration"))?,
     )?;
     let ours = serde_json::to_value(t.cfg)?;
-    let their_kind = theirs.pointer("/objective/kind").and_then(|v| v.as_str()).unwrap_or("clip");
-    if their_kind != kind {
-        bail!("{key} = {id:?}: run {full} trained objective {their_kind:?}; {key} needs a {kind:?} run");
+    // An imported checkpoint (`astroclip models import`) stands for the pre-training run it
+    // came from: AstroDINO for the image backbone, AstroCLIP's SpecFormer for the spectrum one.
+    // It was trained on other data, so the [data] section is not compared.
+    let imported = detail.params.iter().find(|(k, _)| k == "import.kind").map(|(_, v)| v.as_str());
+    let their_kind = match imported {
+        Some(k) => k,
+        None => theirs.pointer("/objective/kind").and_then(|v| v.as_str()).unwrap_or("clip"),
+    };
+    let wanted = match (imported, kind) {
+        (Some(_), "moco-v2") => "astrodino",
+        (Some(_), "specformer-masked") => "specformer",
+        _ => kind,
+    };
+    if their_kind != wanted {
+        bail!(
+            "{key} = {id:?}: run {full} holds a {their_kind:?} model; {key} needs a {kind:?} run or an imported {} checkpoint",
+            if kind == "moco-v2" { "astrodino" } else { "specformer" }
+        );
     }
-    for section in sections {
+    for section in sections.iter().filter(|s| imported.is_none() || **s != "data") {
         if theirs.get(section) != ours.get(section) {
             bail!(
                 "{key} = {id:?}: run {full} built its encoder with a different [{section}] section; \
@@ -335,6 +350,11 @@ fn pretrained_checkpoint(
         bail!("{key} = {id:?}: run {full} has no complete checkpoint under {}", checkpoints.dir.display());
     };
     Ok((full, dir.join("model.bpk")))
+}
+
+/// Whether run `id` is an imported checkpoint (`astroclip models import`).
+fn is_imported(t: &TrainEval<'_>, id: &str) -> anyhow::Result<bool> {
+    Ok(t.registry.run(id)?.params.iter().any(|(k, _)| k == "import.kind"))
 }
 
 /// Two-stage AstroCLIP: starts the encoders from pre-trained runs (`objective.init_image`: a
@@ -359,11 +379,14 @@ fn two_stage_init(
     if !o.init_image.is_empty() {
         let (id, path) =
             pretrained_checkpoint(t, "objective.init_image", &o.init_image, "moco-v2", &["image", "model"])?;
-        let pair = crate::objectives::moco::MocoPair { query: model.image.clone(), key: model.image.clone() };
-        let pair = pair
-            .try_load_file(&path)
-            .map_err(|e| anyhow::anyhow!("objective.init_image: loading {}: {e}", path.display()))?;
-        model.image = pair.query;
+        let load_err = |e: String| anyhow::anyhow!("objective.init_image: loading {}: {e}", path.display());
+        if is_imported(t, &id)? {
+            // An imported AstroDINO checkpoint holds the `vit` encoder itself.
+            model.image = model.image.clone().try_load_file(&path).map_err(|e| load_err(e.to_string()))?;
+        } else {
+            let pair = crate::objectives::moco::MocoPair { query: model.image.clone(), key: model.image.clone() };
+            model.image = pair.try_load_file(&path).map_err(|e| load_err(e.to_string()))?.query;
+        }
         provenance("image", &id, &path)?;
     }
     if !o.init_spectrum.is_empty() {

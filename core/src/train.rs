@@ -137,10 +137,12 @@ pub struct TrainSetup<'a> {
     pub stop_after: Option<usize>,
 }
 
+/// SHA-256 and size of a file, read in blocks (checkpoints run to gigabytes).
 pub fn file_sha256(path: &Path) -> std::io::Result<(String, u64)> {
     use sha2::{Digest, Sha256};
-    let bytes = std::fs::read(path)?;
-    Ok((hex::encode(Sha256::digest(&bytes)), bytes.len() as u64))
+    let mut hasher = Sha256::new();
+    let bytes = std::io::copy(&mut std::fs::File::open(path)?, &mut hasher)?;
+    Ok((hex::encode(hasher.finalize()), bytes))
 }
 
 pub fn record_artifact(reg: &Registry, run: &str, root: &Path, path: &Path, kind: &str) -> Result<(), TrainError> {

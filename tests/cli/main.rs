@@ -5,6 +5,7 @@
 mod bench;
 mod bind;
 mod common;
+mod models;
 mod objectives;
 mod plugin_encoders;
 mod plugins;
