@@ -24,12 +24,12 @@ import sys
 # them and us, and our own crates.
 ALLOWED = {
     "burn", "burn-core", "burn-dispatch", "burn-tensor", "burn-nn", "burn-optim", "burn-linalg",
-    "astroclip-core", "astroclip-cli", "astroclip-builtin", "astroclip-plugin-api",
+    "burn-store", "astroclip-core", "astroclip-cli", "astroclip-builtin", "astroclip-plugin-api",
 }
 
 WORKSPACE = ["test", "--workspace", "--no-run"]
 TCH = ["test", "-p", "astroclip-core", "-p", "astroclip-cli", "--features", "astroclip-cli/tch",
-       "--test", "plugin_tensor", "--test", "cli", "--no-run"]
+       "--test", "plugin_tensor", "--test", "import", "--test", "cli", "--no-run"]
 DEFAULT_BIN = ["build", "-p", "astroclip-cli"]
 
 

@@ -1,11 +1,12 @@
 //! The `astroclip` command line: one module per command group (`run`, `bind`, `bench`, `runs`,
-//! `survey`, `data`, `models`, `plugins`, `config`), each parsing its arguments and rendering its output
+//! `survey`, `data`, `embed`, `models`, `plugins`, `config`), each parsing its arguments and rendering its output
 //! over the `astroclip-core` runtime.
 
 mod bench;
 mod bind;
 mod config;
 mod data;
+mod embed;
 mod models;
 mod plugins;
 mod run;
@@ -60,6 +61,8 @@ enum Command {
         #[command(subcommand)]
         command: data::DataCommand,
     },
+    /// Apply a model to catalogues: (object id, embeddings) rows in Parquet; resumable, shardable.
+    Embed(embed::EmbedArgs),
     /// Models from elsewhere: import AstroCLIP's published checkpoints.
     Models {
         #[command(subcommand)]
@@ -132,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Runs { command } => runs::execute(command, home, registry),
         Command::Survey { command } => survey::execute(command),
         Command::Data { command } => data::execute(command, home),
+        Command::Embed(args) => embed::execute(args, home, registry),
         Command::Models { command } => models::execute(command, home, registry),
         Command::Plugins { command } => plugins::execute(command, home),
         Command::Config { command } => config::execute(command),

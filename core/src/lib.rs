@@ -10,6 +10,7 @@ pub mod config;
 pub mod data;
 pub mod dataset;
 pub mod device;
+pub mod embed;
 pub mod encoders;
 pub mod eval;
 pub mod import;

@@ -5,6 +5,7 @@
 mod bench;
 mod bind;
 mod common;
+mod embed;
 mod models;
 mod objectives;
 mod plugin_encoders;
