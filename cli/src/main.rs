@@ -1,5 +1,5 @@
 //! The `astroclip` command line: one module per command group (`run`, `bind`, `bench`, `runs`,
-//! `survey`, `data`, `embed`, `models`, `plugins`, `config`), each parsing its arguments and rendering its output
+//! `survey`, `data`, `embed`, `search`, `models`, `plugins`, `config`), each parsing its arguments and rendering its output
 //! over the `astroclip-core` runtime.
 
 mod bench;
@@ -11,6 +11,7 @@ mod models;
 mod plugins;
 mod run;
 mod runs;
+mod search;
 mod survey;
 
 use std::path::PathBuf;
@@ -63,6 +64,9 @@ enum Command {
     },
     /// Apply a model to catalogues: (object id, embeddings) rows in Parquet; resumable, shardable.
     Embed(embed::EmbedArgs),
+    /// Nearest neighbours in an embedded catalogue, in one modality or across; recall of the
+    /// paired object.
+    Search(search::SearchArgs),
     /// Models from elsewhere: import AstroCLIP's published checkpoints.
     Models {
         #[command(subcommand)]
@@ -136,6 +140,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Survey { command } => survey::execute(command),
         Command::Data { command } => data::execute(command, home),
         Command::Embed(args) => embed::execute(args, home, registry),
+        Command::Search(args) => search::execute(args),
         Command::Models { command } => models::execute(command, home, registry),
         Command::Plugins { command } => plugins::execute(command, home),
         Command::Config { command } => config::execute(command),

@@ -21,6 +21,7 @@ pub mod objectives;
 pub mod plugin_encoder;
 pub mod plugin_probe;
 pub mod run;
+pub mod search;
 pub mod ssl;
 pub mod supervised;
 pub mod survey;

@@ -1,7 +1,9 @@
 //! `astroclip embed`: a trained model applied to a synthetic HDF5 catalogue. A run killed
 //! (SIGKILL) part-way and resumed, and a run stopped with `--stop-after` and resumed, write the
 //! same file as an uninterrupted one, byte for byte, and the resumed runs embed only what was
-//! missing; four shards merged equal one process; pyarrow reads the file (schema, rows, values).
+//! missing; four shards merged equal one process; pyarrow reads the file (schema, rows, values);
+//! `astroclip search` finds each object first among its own modality, ranks across modalities
+//! and reports the recall of the paired object.
 
 use std::path::Path;
 
@@ -133,4 +135,44 @@ fn embed_resumes_after_a_kill_and_shards_merge_to_the_same_file() {
             "{t}"
         );
     }
+
+    // Search: an object is its own nearest neighbour in its modality; cross-modal search gives
+    // k matches by decreasing cosine; recall of the paired spectrum over every image.
+    let cat = full.to_str().unwrap();
+    for from in ["image", "spectrum"] {
+        let r = json(&run(
+            home.path(),
+            &[
+                "search",
+                "--catalogue",
+                cat,
+                "--id",
+                "synth-9-000007",
+                "--id",
+                "synth-9-001234",
+                "--from",
+                from,
+                "--json",
+            ],
+        ));
+        for (q, id) in r.as_array().unwrap().iter().zip(["synth-9-000007", "synth-9-001234"]) {
+            assert_eq!(q["matches"][0]["object_id"], id, "{from}: {q}");
+            assert!((q["matches"][0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{q}");
+            assert_eq!(q["matches"].as_array().unwrap().len(), 10);
+        }
+    }
+    let r = json(&run(
+        home.path(),
+        &["search", "--catalogue", cat, "--id", "synth-9-000007", "--to", "spectrum", "--k", "25", "--json"],
+    ));
+    let cos: Vec<f64> = r[0]["matches"].as_array().unwrap().iter().map(|m| m["cosine"].as_f64().unwrap()).collect();
+    assert!(cos.len() == 25 && cos.windows(2).all(|w| w[0] >= w[1]), "{r}");
+    let r = json(&run(home.path(), &["search", "--catalogue", cat, "--recall", "5000", "--to", "spectrum", "--json"]));
+    assert_eq!((r["queries"].as_u64(), r["catalogue"].as_u64()), (Some(1500), Some(1500)), "{r}");
+    assert_eq!(r["recall"][1][0], 10);
+    assert!((r["chance"][1][1].as_f64().unwrap() - 10.0 / 1500.0).abs() < 1e-12, "{r}");
+    let at = |i: usize| r["recall"][i][1].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&at(0)) && at(0) <= at(1), "{r}");
+    let o = run(home.path(), &["search", "--catalogue", cat, "--id", "no-such-object"]);
+    assert!(!o.status.success() && text(&o).contains("no object \"no-such-object\""), "{}", text(&o));
 }

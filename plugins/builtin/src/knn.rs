@@ -5,8 +5,8 @@
 //! Euclidean distance, prediction `Σ wᵢ yᵢ / Σ wᵢ` with `wᵢ = 1/dᵢ`, and where a query has
 //! neighbours at distance 0 only those count, equally.
 
+use crate::topk::{Database, Metric, top_k};
 use astroclip_plugin_api::{ComponentError, ComponentInfo, ComponentKind, Probe, ProbeInput};
-use burn::tensor::{Tensor, TensorData};
 
 #[derive(Debug, Clone)]
 pub struct KnnRegressor {
@@ -52,37 +52,20 @@ impl KnnRegressor {
     /// scikit-learn's brute-force search does); the nearest [`CANDIDATE_MARGIN`] beyond `k` are
     /// then re-measured directly as `Σ (q - t)²`, so rounding in the expansion can neither
     /// reorder the k-th neighbour nor hide an exact duplicate (distance 0).
-    fn predict_rows(&self, q: &[f32], dots: &[f32], out: &mut [f32]) {
-        let n_train = self.targets.len();
-        let k = self.k.min(n_train);
-        let m = (k + CANDIDATE_MARGIN).min(n_train);
+    /// The prediction for standardised query `qr` from its candidate neighbours (indices
+    /// into the training rows), re-ranked by exact f64 distance.
+    fn predict_one(&self, qr: &[f32], candidates: &[(f32, usize)], k: usize) -> f32 {
         let cols = self.cols;
-        let mut approx: Vec<(f32, usize)> = Vec::with_capacity(n_train);
-        let mut exact: Vec<(f64, usize)> = Vec::with_capacity(m);
-        for (r, slot) in out.iter_mut().enumerate() {
-            let qr = &q[r * cols..(r + 1) * cols];
-            let qn: f32 = qr.iter().map(|v| v * v).sum();
-            approx.clear();
-            approx.extend(
-                dots[r * n_train..(r + 1) * n_train]
-                    .iter()
-                    .zip(&self.train_norms)
-                    .enumerate()
-                    .map(|(t, (d, tn))| (qn + tn - 2.0 * d, t)),
-            );
-            if m < n_train {
-                approx.select_nth_unstable_by(m - 1, |a, b| a.0.total_cmp(&b.0));
-            }
-            exact.clear();
-            exact.extend(approx[..m].iter().map(|&(_, t)| {
+        let mut exact: Vec<(f64, usize)> = candidates
+            .iter()
+            .map(|&(_, t)| {
                 let row = &self.train[t * cols..(t + 1) * cols];
                 (row.iter().zip(qr).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>(), t)
-            }));
-            *slot = self.weighted_mean(&mut exact, k);
-        }
+            })
+            .collect();
+        self.weighted_mean(&mut exact, k)
     }
 
-    /// scikit-learn's distance-weighted mean over the `k` nearest of `dist` (squared distances).
     fn weighted_mean(&self, dist: &mut [(f64, usize)], k: usize) -> f32 {
         dist.select_nth_unstable_by(k - 1, |a, b| a.0.total_cmp(&b.0));
         let near = &dist[..k];
@@ -102,10 +85,9 @@ impl KnnRegressor {
     }
 }
 
-/// Neighbours beyond `k` re-measured exactly (see [`KnnRegressor::predict_rows`]).
+/// Neighbours beyond `k` taken by f32 distance from the shared top-k kernel
+/// ([`crate::topk`]) and re-measured exactly in f64 ([`KnnRegressor::predict_one`]).
 const CANDIDATE_MARGIN: usize = 16;
-/// Queries per matrix product: bounds the `(block, n_train)` dot-product buffer.
-const QUERY_BLOCK: usize = 256;
 
 impl Probe for KnnRegressor {
     fn info(&self) -> ComponentInfo {
@@ -164,38 +146,19 @@ impl Probe for KnnRegressor {
         }
         let cols = self.cols;
         let n_train = self.targets.len();
-        let device = burn::tensor::Device::flex();
-        let train = Tensor::<2>::from_data(TensorData::new(self.train.clone(), [n_train, cols]), &device).transpose();
-        let mut out = vec![0f32; x.rows];
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        for (b, slots) in out.chunks_mut(QUERY_BLOCK).enumerate() {
-            let nb = slots.len();
-            let mut q = vec![0f32; nb * cols];
-            for (r, qr) in q.chunks_mut(cols.max(1)).enumerate().take(nb) {
-                self.transform_row(x.row(b * QUERY_BLOCK + r), qr);
-            }
-            let dots = if cols == 0 {
-                vec![0f32; nb * n_train]
-            } else {
-                let qt = Tensor::<2>::from_data(TensorData::new(q.clone(), [nb, cols]), &device);
-                qt.matmul(train.clone()).into_data().try_to_vec::<f32>().map_err(|e| Self::err(format!("{e:?}")))?
-            };
-            // The selection per query is independent: split the block's rows over the cores.
-            let per = nb.div_ceil(threads).max(1);
-            let (q, dots) = (&q, &dots);
-            std::thread::scope(|scope| {
-                for (c, chunk) in slots.chunks_mut(per).enumerate() {
-                    let rows = c * per..c * per + chunk.len();
-                    scope.spawn(move || {
-                        self.predict_rows(
-                            &q[rows.start * cols..rows.end * cols],
-                            &dots[rows.start * n_train..rows.end * n_train],
-                            chunk,
-                        )
-                    });
-                }
-            });
+        let k = self.k.min(n_train);
+        let mut q = vec![0f32; x.rows * cols];
+        for (r, qr) in q.chunks_mut(cols.max(1)).enumerate().take(x.rows) {
+            self.transform_row(x.row(r), qr);
         }
+        let candidates = if cols == 0 {
+            // No features: every training row is at distance 0.
+            vec![(0..n_train).map(|t| (0.0, t)).take(k + CANDIDATE_MARGIN).collect::<Vec<_>>(); x.rows]
+        } else {
+            let db = Database { rows: &self.train, n: n_train, dim: cols, norms: Some(&self.train_norms) };
+            top_k(&db, &q, k + CANDIDATE_MARGIN, Metric::SquaredL2)
+        };
+        let out = (0..x.rows).map(|r| self.predict_one(&q[r * cols..(r + 1) * cols], &candidates[r], k)).collect();
         Ok(out)
     }
 }

@@ -9,6 +9,7 @@
 //! | `specformer` | spectrum encoder (pre-LN transformer + cross-attention head) | [`specformer`] |
 //! | `infonce` | symmetric InfoNCE contrastive loss | [`infonce`] |
 //! | `knn` | distance-weighted k-NN regression probe | [`knn`] |
+//! | — | the top-k kernel of search and the k-NN probe | [`topk`] |
 
 pub mod head;
 pub mod infonce;
@@ -18,6 +19,7 @@ pub mod resnet;
 pub mod specformer;
 pub mod spectrum_tokens;
 pub mod to_rgb;
+pub mod topk;
 pub mod vit;
 
 use astroclip_plugin_api::{ComponentInfo, ComponentKind};
