@@ -52,7 +52,7 @@ pub fn execute(command: ModelsCommand, home: &Path, registry: Option<&str>) -> a
         r.skipped.len()
     );
     for (module, n) in &r.loaded {
-        println!("    {module:<20} {n:>5} tensors");
+        println!("    {module:<20} {n:>5} parameters");
     }
     let mut reasons: Vec<(&str, usize)> = Vec::new();
     for (_, why) in &r.skipped {

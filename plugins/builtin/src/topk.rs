@@ -38,7 +38,7 @@ pub struct Database<'a> {
 /// [`Metric::SquaredL2`] the score is the (f32, approximate) squared distance.
 pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Vec<Vec<(f32, usize)>> {
     let dim = db.dim;
-    let nq = if dim == 0 { 0 } else { queries.len() / dim };
+    let nq = queries.len().checked_div(dim).unwrap_or(0);
     let k = k.min(db.n);
     let mut out: Vec<Vec<(f32, usize)>> = vec![Vec::new(); nq];
     if k == 0 || nq == 0 {
