@@ -193,6 +193,42 @@ fn imported_checkpoints_match_pytorch_twin() {
     imports_match_pytorch(&Device::flex());
 }
 
+/// Damaged checkpoints (bytes flipped anywhere, in the pickle, or the file cut short) are
+/// errors naming the file, never panics or silently loaded models. Fixed seed, 90 cases.
+#[test]
+fn damaged_checkpoints_are_refused_without_panics() {
+    let Some(dir) = twin() else { return };
+    let src = std::fs::read(dir.path().join("specformer.ckpt")).unwrap();
+    let pickle = src.windows(8).position(|w| w == b"data.pkl").unwrap();
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    for case in 0..90 {
+        let mut b = src.clone();
+        match case % 3 {
+            0 => (0..1 + next(20)).for_each(|_| {
+                let i = next(b.len());
+                b[i] ^= 1 + next(255) as u8;
+            }),
+            1 => b.truncate(next(b.len())),
+            _ => (0..1 + next(8)).for_each(|_| {
+                let i = (pickle + next(2000)).min(b.len() - 1);
+                b[i] ^= 1 + next(255) as u8;
+            }),
+        }
+        let path = dir.path().join(format!("damaged-{case}.ckpt"));
+        std::fs::write(&path, &b).unwrap();
+        match import(&path, &ImportOptions::default(), &Device::flex()) {
+            Err(e) => assert!(e.to_string().contains(&format!("damaged-{case}.ckpt")), "case {case}: {e}"),
+            Ok(_) => panic!("case {case}: a damaged checkpoint was imported"),
+        }
+    }
+}
+
 #[cfg(feature = "tch")]
 #[test]
 fn tch_backend_imported_checkpoints_match_pytorch_twin() {

@@ -417,18 +417,20 @@ fn map_all(
     };
     let mut out = Vec::new();
     let mut unknown = Vec::new();
-    let data = |t: &PackTensor| -> Result<TensorData, String> {
-        let d = bridge::to_data(t).map_err(|e| format!("{}: {e}", t.name))?;
+    // A tensor whose bytes cannot be read (a damaged archive entry) is a read error.
+    let data = |t: &PackTensor| -> Result<TensorData, ImportError> {
+        let d = bridge::to_data(t)
+            .map_err(|e| ImportError::Read { path: path.to_string(), error: format!("tensor {}: {e}", t.name) })?;
         Ok(if d.dtype() == burn::tensor::DType::F32 { d } else { d.convert::<f32>() })
     };
     for (key, t) in tensors {
         match f(key) {
             Mapping::One(name) => {
                 report.origin.insert(name.clone(), key.clone());
-                out.push(bridge::from_data(data(t).map_err(|e| keys_err(key, e))?, name, None));
+                out.push(bridge::from_data(data(t)?, name, None));
             }
             Mapping::Split(names) => {
-                let d = data(t).map_err(|e| keys_err(key, e))?;
+                let d = data(t)?;
                 let shape = d.shape().to_vec();
                 if shape.is_empty() || !shape[0].is_multiple_of(3) {
                     return Err(keys_err(
