@@ -125,7 +125,7 @@ fn impossible_encoder_choices_are_refused_before_the_run() {
     let home = tempfile::tempdir().unwrap();
     for (set, want) in [
         (vec!["image.encoder.name=specformer"], "is a spectrum encoder"),
-        (vec!["image.encoder.name=vit"], "unknown encoder \"vit\""),
+        (vec!["image.encoder.name=swin"], "unknown encoder \"swin\""),
         (vec!["image.encoder.chanels=[8]"], "image.encoder"),
         (vec!["image.encoder.name=tensor-zoo/cnn", "image.encoder.channels=[8]"], "takes no settings"),
         (vec!["image.encoder.name=no-such-plugin/cnn"], "image.encoder.name"),
