@@ -7,6 +7,7 @@ mod bind;
 mod config;
 mod data;
 mod embed;
+mod html;
 mod models;
 mod plugins;
 mod run;
@@ -140,7 +141,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Survey { command } => survey::execute(command),
         Command::Data { command } => data::execute(command, home),
         Command::Embed(args) => embed::execute(args, home, registry),
-        Command::Search(args) => search::execute(args),
+        Command::Search(args) => search::execute(args, home, registry),
         Command::Models { command } => models::execute(command, home, registry),
         Command::Plugins { command } => plugins::execute(command, home),
         Command::Config { command } => config::execute(command),

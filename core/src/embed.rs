@@ -590,7 +590,10 @@ pub fn read_column(path: &Path, modality: Modality) -> anyhow::Result<(Vec<Strin
             .column_by_name("object_id")
             .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>())
             .with_context(|| format!("{}: no object_id column", path.display()))?;
-        ids.extend(id_col.iter().map(|s| s.unwrap_or_default().to_string()));
+        for (r, id) in id_col.iter().enumerate() {
+            let Some(id) = id else { bail!("{}: object_id {} is null", path.display(), ids.len() + r) };
+            ids.push(id.to_string());
+        }
         let col = batch
             .column_by_name(modality.as_str())
             .and_then(|c| c.as_any().downcast_ref::<arrow_array::FixedSizeListArray>())
@@ -600,8 +603,85 @@ pub fn read_column(path: &Path, modality: Modality) -> anyhow::Result<(Vec<Strin
             .as_any()
             .downcast_ref::<arrow_array::Float32Array>()
             .with_context(|| format!("{}: {} is not a float list", path.display(), modality.as_str()))?;
+        if col.value_length() as usize != manifest.embed_dim {
+            bail!(
+                "{}: {} lists hold {} values, the manifest says embed_dim {}",
+                path.display(),
+                modality.as_str(),
+                col.value_length(),
+                manifest.embed_dim
+            );
+        }
+        if col.null_count() > 0 {
+            bail!("{}: {} null {} embeddings", path.display(), col.null_count(), modality.as_str());
+        }
         let start = col.offset() * manifest.embed_dim;
+        if inner.len() < start + col.len() * manifest.embed_dim {
+            bail!("{}: a {} column is shorter than its rows", path.display(), modality.as_str());
+        }
         values.extend_from_slice(&inner.values()[start..start + col.len() * manifest.embed_dim]);
     }
     Ok((ids, values, manifest.embed_dim))
+}
+
+/// Reads an embedded catalogue's object ids only (the other columns are not decoded).
+pub fn read_ids(path: &Path) -> anyhow::Result<Vec<String>> {
+    read_string_column(path, "object_id")
+}
+
+/// Reads one string column of an embedded catalogue (`object_id`, `source_file`), refusing
+/// nulls; the other columns are not decoded.
+pub fn read_string_column(path: &Path, name: &str) -> anyhow::Result<Vec<String>> {
+    let f = crate::data::open_regular(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(f)
+        .with_context(|| format!("{}: not a Parquet file", path.display()))?;
+    let mask = parquet::arrow::ProjectionMask::columns(builder.parquet_schema(), [name]);
+    let mut out = Vec::new();
+    for batch in builder.with_projection(mask).build()? {
+        let batch = batch?;
+        let col = batch
+            .column_by_name(name)
+            .and_then(|c| c.as_any().downcast_ref::<arrow_array::StringArray>())
+            .with_context(|| format!("{}: no {name} string column", path.display()))?;
+        for v in col.iter() {
+            let Some(v) = v else { bail!("{}: {name} {} is null", path.display(), out.len()) };
+            out.push(v.to_string());
+        }
+    }
+    Ok(out)
+}
+
+/// A one-row-group catalogue of the given embeddings (one `(modality, rows)` per column),
+/// with a manifest naming no model or data: for tests of what reads catalogues.
+#[cfg(test)]
+pub(crate) fn write_catalogue(
+    path: &Path,
+    ids: &[String],
+    columns: Vec<(Modality, Vec<f32>)>,
+    dim: usize,
+) -> anyhow::Result<()> {
+    let modalities: Vec<Modality> = columns.iter().map(|c| c.0).collect();
+    let manifest = Manifest {
+        model: "test".into(),
+        checkpoint_sha256: String::new(),
+        data: vec![],
+        modalities: modalities.clone(),
+        embed_dim: dim,
+        chunk_rows: ids.len().max(1),
+        total_chunks: 1,
+    };
+    let schema = schema(&modalities, dim);
+    let rows = ChunkRows {
+        ids: ids.to_vec(),
+        ra: vec![None; ids.len()],
+        dec: vec![None; ids.len()],
+        source: vec!["test".into(); ids.len()],
+        embeddings: columns.into_iter().map(|c| c.1).collect(),
+    };
+    let batch = batch_of(&schema, rows)?;
+    let meta = vec![KeyValue::new(META_MANIFEST.to_string(), serde_json::to_string(&manifest)?)];
+    let mut w = ArrowWriter::try_new(std::fs::File::create(path)?, schema, Some(props(ids.len().max(1), meta)))?;
+    w.write(&batch)?;
+    w.close()?;
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //!
 //! See `docs/architecture.md` for how the pieces fit and where components plug in.
 
+pub mod ann;
 pub mod bind;
 pub mod components;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod model;
 pub mod objectives;
 pub mod plugin_encoder;
 pub mod plugin_probe;
+pub mod query;
 pub mod run;
 pub mod search;
 pub mod ssl;

@@ -67,25 +67,100 @@ pub struct Match {
     pub rank: usize,
     pub object_id: String,
     pub cosine: f32,
+    /// The match's catalogue row.
+    #[serde(skip)]
+    pub row: usize,
+}
+
+/// `(cosine, row)` of the `k` rows of `targets` most similar to each of `queries` (row-major,
+/// unit length), best first: the exact answer the approximate index is measured against.
+pub fn exact(targets: &Embedded, queries: &[f32], k: usize) -> Vec<Vec<(f32, usize)>> {
+    top_k(&targets.database(), queries, k, Metric::InnerProduct)
 }
 
 /// The `k` rows of `targets` most similar to each of `queries` (row-major, unit length).
 pub fn nearest(targets: &Embedded, queries: &[f32], k: usize) -> Vec<Vec<Match>> {
-    top_k(&targets.database(), queries, k, Metric::InnerProduct)
-        .into_iter()
+    matches(top_k(&targets.database(), queries, k, Metric::InnerProduct), &targets.ids)
+}
+
+fn matches(best: Vec<Vec<(f32, usize)>>, ids: &[String]) -> Vec<Vec<Match>> {
+    best.into_iter()
         .map(|best| {
             best.into_iter()
                 .enumerate()
-                .map(|(r, (cos, i))| Match { rank: r + 1, object_id: targets.ids[i].clone(), cosine: cos })
+                .map(|(r, (cos, i))| Match { rank: r + 1, object_id: ids[i].clone(), cosine: cos, row: i })
                 .collect()
         })
         .collect()
 }
 
+/// How a search is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// Every catalogue row scored (blocked matrix products).
+    Exact,
+    /// The stored HNSW index of the searched modality ([`crate::ann`]); `ef` defaults to the
+    /// breadth its recall was measured with.
+    Index { ef: Option<usize> },
+}
+
+/// The `k` best catalogue rows of modality `to` for each query (row-major, unit length, the
+/// catalogue's width).
+pub fn by_rows(
+    path: &Path,
+    queries: &[f32],
+    to: Modality,
+    k: usize,
+    method: Method,
+) -> anyhow::Result<Vec<Vec<Match>>> {
+    match method {
+        Method::Exact => {
+            let t = Embedded::read(path, to)?;
+            check_width(path, queries, t.dim, to)?;
+            Ok(nearest(&t, queries, k))
+        }
+        Method::Index { ef } => {
+            let (index, meta) = crate::ann::load_for(path, to)?;
+            check_width(path, queries, meta.dim, to)?;
+            let ids = crate::embed::read_ids(path)?;
+            if ids.len() != index.rows {
+                bail!("{}: {} objects, the index {} rows; rebuild the index", path.display(), ids.len(), index.rows);
+            }
+            Ok(matches(index.search(queries, k, ef.unwrap_or(meta.ef_search)), &ids))
+        }
+    }
+}
+
+fn check_width(path: &Path, queries: &[f32], dim: usize, to: Modality) -> anyhow::Result<()> {
+    if dim == 0 || queries.len() % dim != 0 {
+        bail!(
+            "{}: queries of {} values do not fit the {dim}-d {} embeddings",
+            path.display(),
+            queries.len(),
+            to.as_str()
+        );
+    }
+    Ok(())
+}
+
 /// Queries by object id: each id's `from` embedding against the catalogue's `to` embeddings.
-pub fn by_ids(path: &Path, ids: &[String], from: Modality, to: Modality, k: usize) -> anyhow::Result<Vec<Vec<Match>>> {
+pub fn by_ids(
+    path: &Path,
+    ids: &[String],
+    from: Modality,
+    to: Modality,
+    k: usize,
+    method: Method,
+) -> anyhow::Result<Vec<Vec<Match>>> {
     let q = Embedded::read(path, from)?;
-    let t = if from == to { q.clone() } else { Embedded::read(path, to)? };
+    let queries = query_rows(path, &q, ids)?;
+    if from == to && method == Method::Exact {
+        return Ok(nearest(&q, &queries, k));
+    }
+    by_rows(path, &queries, to, k, method)
+}
+
+fn query_rows(path: &Path, q: &Embedded, ids: &[String]) -> anyhow::Result<Vec<f32>> {
     let mut queries = Vec::with_capacity(ids.len() * q.dim);
     for id in ids {
         let Some(i) = q.find(id) else {
@@ -93,7 +168,7 @@ pub fn by_ids(path: &Path, ids: &[String], from: Modality, to: Modality, k: usiz
         };
         queries.extend_from_slice(q.row(i));
     }
-    Ok(nearest(&t, &queries, k))
+    Ok(queries)
 }
 
 /// Retrieval of each object's own `to` embedding from its `from` embedding.

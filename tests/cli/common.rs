@@ -109,3 +109,44 @@ pub fn assert_resumed_exactly(home: &Path, resumed: &str, full: &str, stopped_af
         assert_eq!(a.1, b.1, "train.loss at step {} (first resumed logged step {})", a.0, f[first_after].0);
     }
 }
+
+/// The DOM of a page after headless Chromium (Debian `chromium`, installed by scripts/test.sh)
+/// loaded it, checked free of script errors. Without Chromium: `None`, with a note, unless
+/// ASTROCLIP_REQUIRE_CHROMIUM=1, which scripts/test.sh (CI) always sets: there a missing
+/// Chromium fails the test.
+pub fn chromium_dom(page: &Path) -> Option<String> {
+    let chromium = ["chromium", "chromium-browser"]
+        .into_iter()
+        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
+    let Some(chromium) = chromium else {
+        assert!(std::env::var("ASTROCLIP_REQUIRE_CHROMIUM").is_err(), "chromium is required but not found");
+        eprintln!("chromium not installed: browser check skipped");
+        return None;
+    };
+    let out = Command::new(chromium)
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--virtual-time-budget=5000",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--dump-dom",
+        ])
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .unwrap();
+    let (dom, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{log}");
+    assert!(!log.contains("Uncaught") && !log.lines().any(|l| l.contains("CONSOLE") && l.contains("Error")), "{log}");
+    Some(dom.into_owned())
+}
+
+/// A numeric `data-*` attribute the page's load script wrote onto `<body>`.
+pub fn dom_attr(dom: &str, name: &str) -> usize {
+    let key = format!("{name}=\"");
+    let at = dom
+        .find(&key)
+        .unwrap_or_else(|| panic!("{name} not set: the page script did not run\n{}", &dom[..dom.len().min(2000)]));
+    dom[at + key.len()..].split('"').next().unwrap().parse().unwrap()
+}

@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::common::{TINY, bin, json, run, text};
+use crate::common::{TINY, bin, chromium_dom, dom_attr, json, run, text};
 
 fn trained(home: &Path) -> String {
     let mut args = vec!["run"];
@@ -175,4 +175,117 @@ fn embed_resumes_after_a_kill_and_shards_merge_to_the_same_file() {
     assert!((0.0..=1.0).contains(&at(0)) && at(0) <= at(1), "{r}");
     let o = run(home.path(), &["search", "--catalogue", cat, "--id", "no-such-object"]);
     assert!(!o.status.success() && text(&o).contains("no object \"no-such-object\""), "{}", text(&o));
+
+    // The approximate index: built once next to the catalogue with its recall@10 against
+    // exact search, then searched with --index; a modality without one is refused.
+    let o = run(home.path(), &["search", "--index", "--catalogue", cat, "--id", "synth-9-000007"]);
+    assert!(!o.status.success() && text(&o).contains("no image index"), "{}", text(&o));
+    let r = json(&run(home.path(), &["search", "index", "build", "--catalogue", cat, "--modality", "image", "--json"]));
+    assert_eq!(
+        (r["rows"].as_u64(), r["dim"].as_u64(), r["recall_queries"].as_u64()),
+        (Some(1500), Some(128), Some(1000)),
+        "{r}"
+    );
+    let recall = r["recall_at_10"].as_f64().unwrap();
+    assert!((0.5..=1.0).contains(&recall), "{r}");
+    assert!(dir.path().join("full.parquet.image.hnsw/meta.json").is_file());
+    let r = json(&run(home.path(), &["search", "--index", "--catalogue", cat, "--id", "synth-9-000007", "--json"]));
+    assert_eq!(r[0]["matches"][0]["object_id"], "synth-9-000007", "{r}");
+    assert_eq!(r[0]["matches"].as_array().unwrap().len(), 10, "{r}");
+    let o = run(home.path(), &["search", "--index", "--catalogue", cat, "--id", "synth-9-000007", "--to", "spectrum"]);
+    assert!(!o.status.success() && text(&o).contains("no spectrum index"), "{}", text(&o));
+
+    queries_from_files_and_the_gallery(home.path(), dir.path(), &data, cat);
+}
+
+/// A Legacy-Survey-style cutout FITS: primary image `(bands, H, W)` of `img` (`(H, W, bands)`).
+fn write_cutout(path: &Path, objid: &str, size: usize, bands: &[String], img: &[f32]) {
+    let mut cards = vec![
+        "SIMPLE  =                    T".to_string(),
+        "BITPIX  =                  -32".into(),
+        "NAXIS   =                    3".into(),
+        format!("NAXIS1  = {size:>20}"),
+        format!("NAXIS2  = {size:>20}"),
+        format!("NAXIS3  = {:>20}", bands.len()),
+        "PIXSCALE=                0.262".into(),
+        format!("OBJID   = '{objid}'"),
+    ];
+    cards.extend(bands.iter().enumerate().map(|(i, b)| format!("BAND{i}   = '{b:<8}'")));
+    cards.push("END".into());
+    let mut bytes: Vec<u8> = cards.iter().flat_map(|c| format!("{c:<80}").into_bytes()).collect();
+    bytes.resize(bytes.len().div_ceil(2880) * 2880, b' ');
+    let nb = bands.len();
+    for k in 0..nb {
+        for p in 0..size * size {
+            bytes.extend(img[p * nb + k].to_be_bytes());
+        }
+    }
+    bytes.resize(bytes.len().div_ceil(2880) * 2880, 0);
+    std::fs::write(path, bytes).unwrap();
+}
+
+/// Queries from files are embedded on the fly by the catalogue's model: a catalogue object
+/// handed back as a cutout FITS (an image query) or picked from its HDF5 file (a spectrum
+/// query) finds itself first at cosine 1; `--html` writes a gallery of the query and its
+/// matches that headless Chromium renders (every cutout decodes, every spectrum drawn).
+fn queries_from_files_and_the_gallery(home: &Path, dir: &Path, data: &Path, cat: &str) {
+    let src = astroclip_core::data::open_path(data).unwrap();
+    let i = src.object_ids().iter().position(|x| x == "synth-9-000007").unwrap();
+    let (s, nb, bins) = (src.image_size(), src.bands().len(), src.wavelength().len());
+    let (mut img, mut flux, mut ivar) = (vec![0f32; s * s * nb], vec![0f32; bins], vec![0f32; bins]);
+    src.reader().unwrap().read(i, &mut img, &mut flux, &mut ivar).unwrap();
+    let fits = dir.join("query.fits");
+    write_cutout(&fits, "my-galaxy", s, src.bands(), &img);
+    let f = fits.to_str().unwrap();
+    let r = json(&run(home, &["search", "--catalogue", cat, "--file", f, "--k", "3", "--json"]));
+    assert_eq!((r[0]["from"].as_str(), r[0]["to"].as_str()), (Some("image"), Some("image")), "{r}");
+    assert!(r[0]["query"].as_str().unwrap().starts_with("my-galaxy"), "{r}");
+    assert_eq!(r[0]["matches"][0]["object_id"], "synth-9-000007", "{r}");
+    assert!((r[0]["matches"][0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{r}");
+    let r = json(&run(home, &["search", "--catalogue", cat, "--file", f, "--to", "spectrum", "--json"]));
+    assert_eq!(r[0]["matches"].as_array().unwrap().len(), 10, "{r}");
+    let h5 = data.to_str().unwrap();
+    let r = json(&run(
+        home,
+        &[
+            "search",
+            "--catalogue",
+            cat,
+            "--file",
+            h5,
+            "--id",
+            "synth-9-001234",
+            "--from",
+            "spectrum",
+            "--k",
+            "3",
+            "--json",
+        ],
+    ));
+    assert_eq!(r[0]["from"], "spectrum", "{r}");
+    assert_eq!(r[0]["matches"][0]["object_id"], "synth-9-001234", "{r}");
+    assert!((r[0]["matches"][0]["cosine"].as_f64().unwrap() - 1.0).abs() < 1e-4, "{r}");
+    // A file of other sizes, and a file with nothing to query with, are refused by name.
+    write_cutout(&fits, "tiny", 4, src.bands(), &vec![0.1; 4 * 4 * nb]);
+    let o = run(home, &["search", "--catalogue", cat, "--file", f]);
+    assert!(!o.status.success() && text(&o).contains("a 4×4 px image, the catalogue's are 64×64 px"), "{}", text(&o));
+    let o = run(home, &["search", "--catalogue", cat, "--file", h5, "--id", "no-such-object"]);
+    assert!(!o.status.success() && text(&o).contains("no object \"no-such-object\""), "{}", text(&o));
+
+    // The gallery: an image query, ten spectra; each match shown with cutout and spectrum.
+    let page = dir.join("gallery.html");
+    let o = run(
+        home,
+        &["search", "--catalogue", cat, "--id", "synth-9-000007", "--to", "spectrum", "--html", page.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let html = std::fs::read_to_string(&page).unwrap();
+    let r = json(&run(home, &["search", "--catalogue", cat, "--id", "synth-9-000007", "--to", "spectrum", "--json"]));
+    let paired = r[0]["matches"].as_array().unwrap().iter().filter(|m| m["object_id"] == "synth-9-000007").count();
+    assert_eq!(html.matches("class=\"match hit\"").count(), paired, "the paired spectrum, and only it, is framed");
+    assert_eq!(html.matches("<figure class=\"match").count(), 10);
+    let Some(dom) = chromium_dom(&page) else { return };
+    let attr = |name: &str| dom_attr(&dom, name);
+    assert_eq!((attr("data-queries"), attr("data-matches")), (1, 10));
+    assert_eq!((attr("data-images"), attr("data-spectra"), attr("data-broken-images")), (11, 10, 0));
 }

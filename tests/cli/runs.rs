@@ -1,7 +1,5 @@
 //! `astroclip runs`: queries, tags, diffs, soft delete, concurrent writers, plots and the HTML report, on SQLite and PostgreSQL.
 
-use std::process::Command;
-
 use super::common::*;
 
 /// Comparing real (tiny) training runs: --where / --order over params, metrics and tags,
@@ -306,37 +304,8 @@ fn runs_report_renders_in_headless_chromium() {
     {
         assert!(html.contains(part), "{part} missing");
     }
-    let chromium = ["chromium", "chromium-browser"]
-        .into_iter()
-        .find(|c| Command::new(c).arg("--version").output().is_ok_and(|o| o.status.success()));
-    let Some(chromium) = chromium else {
-        assert!(std::env::var("ASTROCLIP_REQUIRE_CHROMIUM").is_err(), "chromium is required but not found");
-        eprintln!("chromium not installed: browser check skipped");
-        return;
-    };
-    let out = Command::new(chromium)
-        .args([
-            "--headless=new",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--virtual-time-budget=5000",
-            "--enable-logging=stderr",
-            "--v=0",
-            "--dump-dom",
-        ])
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .unwrap();
-    let (dom, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "{log}");
-    assert!(!log.contains("Uncaught") && !log.lines().any(|l| l.contains("CONSOLE") && l.contains("Error")), "{log}");
-    let attr = |name: &str| -> usize {
-        let key = format!("{name}=\"");
-        let at = dom
-            .find(&key)
-            .unwrap_or_else(|| panic!("{name} not set: the page script did not run\n{}", &dom[..dom.len().min(2000)]));
-        dom[at + key.len()..].split('"').next().unwrap().parse().unwrap()
-    };
+    let Some(dom) = chromium_dom(&page) else { return };
+    let attr = |name: &str| dom_attr(&dom, name);
     assert_eq!(attr("data-svg-plots"), 4, "two curves in each of two plots");
     assert_eq!(attr("data-broken-images"), 0);
     assert!(attr("data-images") >= 1 && attr("data-map-points") >= 10);

@@ -410,7 +410,7 @@ pub fn read_images_any(path: &Path, on_bad: OnBad) -> super::ReadResult<ImageRec
 }
 
 /// Centre crop (or zero pad) to `size` and pick `bands` by name, `(size, size, bands)`.
-fn fit_image(img: &ImageRecord, size: usize, bands: &[String]) -> Result<Vec<f32>, String> {
+pub fn fit_image(img: &ImageRecord, size: usize, bands: &[String]) -> Result<Vec<f32>, String> {
     let sel: Vec<usize> = bands
         .iter()
         .map(|b| img.bands.iter().position(|x| x == b).ok_or_else(|| format!("has bands {:?}, not {b}", img.bands)))
