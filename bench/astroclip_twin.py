@@ -27,11 +27,21 @@ Every parameter (LayerNorm and LayerScale included) is drawn at random so that a
 swaps two of them changes the outputs.
 
 Usage: astroclip_twin.py <out dir> [--seed S]
+       astroclip_twin.py <out dir> --paper [--batch B] [--reps R] [--threads T]
+
+`--paper` writes only astroclip.ckpt, at the published sizes (AstroDINO ViT-L/12: width 1024,
+24 blocks, 16 heads, 4 block chunks; SpecFormer 6 × 768, 6 heads; both heads 1024-wide with 4
+heads, ~370 M parameters), with a batch of B inputs and outputs in twin_io.pt, and prints the
+median seconds of PyTorch's image and spectrum embedding of that batch over R repetitions
+after one warm-up (T threads) as JSON: `astroclip bench import` compares our throughput.
 """
 
+import json
 import math
 import pathlib
+import statistics
 import sys
+import time
 
 import torch
 import torch.nn.functional as F
@@ -389,15 +399,12 @@ def lightning(state_dict, hyper_parameters):
             "hparams_name": "kwargs", "hyper_parameters": hyper_parameters}
 
 
-def main():
-    out = pathlib.Path(sys.argv[1])
-    seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 0
-    out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
-    n = 3
+def option(name, default):
+    return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
-    # Inputs: positive-ish nanomaggies with a bright centre, smooth spectra with lines and noise.
+
+def inputs(n, gen):
+    """Positive-ish nanomaggies with a bright centre, smooth spectra with lines and noise."""
     yy, xx = torch.meshgrid(torch.arange(152.0), torch.arange(152.0), indexing="ij")
     images = []
     for i in range(n):
@@ -410,6 +417,56 @@ def main():
     spectra = torch.stack([
         2.0 + i + torch.sin(lam / (300.0 + 50 * i)) + 5.0 * torch.exp(-((lam - 6563.0 * (1 + 0.1 * i)) / 4.0) ** 2)
         + 0.3 * torch.randn(7781, generator=gen) for i in range(n)]).float()
+    return images, spectra
+
+
+def paper(out, gen):
+    """The published sizes, timed: see the module doc."""
+    n, reps, threads = option("--batch", 4), option("--reps", 3), option("--threads", torch.get_num_threads())
+    torch.set_num_threads(threads)
+    images, spectra = inputs(n, gen)
+    vit = dict(img_size=144, patch_size=12, embed_dim=1024, depth=24, num_heads=16, init_values=1e-5, block_chunks=4)
+    image_head = ImageHead(DinoVisionTransformer(**vit), embed_dim=1024, n_head=4, model_embed_dim=1024)
+    spec_backbone = SpecFormer(input_dim=22, embed_dim=768, num_layers=6, num_heads=6, max_len=800)
+    spectrum_head = SpectrumHead(spec_backbone, embed_dim=1024, n_head=4, model_embed_dim=768)
+    model = AstroClipModel(image_head, spectrum_head)
+    randomise(model, gen)
+    model.eval()
+    hyper = {"image_encoder": image_head, "spectrum_encoder": spectrum_head, "temperature": 15.5, "lr": 1e-4,
+             "weight_decay": 0.05, "epochs": 100, "eta_min": 5e-7, "logit_scale": 15.5, "learnable_logit_scale": False}
+    torch.save(lightning(model.state_dict(), hyper), out / "astroclip.ckpt")
+    x, s = collate_images(images, 144), spectra[:, :, None]
+
+    def timed(f):
+        with torch.inference_mode():
+            y = f()
+            times = []
+            for _ in range(reps):
+                t = time.perf_counter()
+                f()
+                times.append(time.perf_counter() - t)
+        return y, statistics.median(times)
+
+    io = {"images": images, "spectra": spectra}
+    io["astroclip_image"], image_s = timed(lambda: image_head(x))
+    io["astroclip_spectrum"], spectrum_s = timed(lambda: spectrum_head(s))
+    torch.save({k: v.contiguous() for k, v in io.items()}, out / "twin_io.pt")
+    print(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "batch": n,
+                      "params": sum(p.numel() for p in model.parameters()),
+                      "image_seconds": image_s, "spectrum_seconds": spectrum_s}))
+
+
+def main():
+    out = pathlib.Path(sys.argv[1])
+    seed = option("--seed", 0)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    if "--paper" in sys.argv:
+        return paper(out, gen)
+    n = 3
+
+    images, spectra = inputs(n, gen)
 
     vit = dict(img_size=144, patch_size=12, embed_dim=128, depth=4, num_heads=2, init_values=1e-5, block_chunks=2)
     io = {"images": images, "spectra": spectra}

@@ -742,3 +742,21 @@ pub fn record(
     registry.set_status(&id, "finished", None)?;
     Ok(id)
 }
+
+/// Every tensor of a plain PyTorch file (`torch.save` of a dict of tensors) as
+/// `(shape, f32 values)` by key: the twin's inputs and outputs, read back by the benchmarks.
+pub fn read_tensor_file(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, ImportError> {
+    let p = path.display().to_string();
+    let read_err = |e: &dyn std::fmt::Display| ImportError::Read { path: p.clone(), error: e.to_string() };
+    crate::data::open_regular(path).map_err(|e| read_err(&e))?;
+    let reader = PytorchReader::new(path).map_err(|e| read_err(&e))?;
+    let mut out = BTreeMap::new();
+    for (k, t) in reader.into_tensors() {
+        let t = bridge::from_pytorch(t);
+        let data = bridge::to_data(&t).map_err(|e| read_err(&format!("tensor {k}: {e}")))?;
+        let shape = data.shape().to_vec();
+        let values = data.try_to_vec::<f32>().map_err(|e| read_err(&format!("tensor {k} is not float32: {e:?}")))?;
+        out.insert(k, (shape, values));
+    }
+    Ok(out)
+}

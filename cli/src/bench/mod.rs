@@ -33,7 +33,9 @@
 //! A model is reused when a finished run's recorded configuration equals the model's resolved
 //! configuration apart from the `experiment` section (name and description).
 
+pub mod import;
 pub mod perf;
+pub mod search;
 pub mod twin;
 
 use std::path::{Path, PathBuf};
@@ -435,19 +437,40 @@ pub enum BenchCommand {
     /// backend against the same model in PyTorch, and the k-NN probe against scikit-learn, on
     /// this machine in one run.
     Perf(perf::PerfArgs),
+    /// Similarity search: exact top-k against faiss-cpu's IndexFlatIP and the HNSW index's
+    /// recall and queries/s, on this machine in one run.
+    Search(search::SearchBenchArgs),
+    /// Embedding throughput of an imported AstroCLIP model at the published sizes (~370 M
+    /// parameters) against the same model in PyTorch, with the embeddings compared.
+    Import(import::ImportBenchArgs),
+}
+
+/// Prints a speed report and keeps it as `<home>/bench/<name>.md` and `.json`.
+fn save_report(home: &Path, name: &str, md: &str, report: &impl Serialize) -> anyhow::Result<()> {
+    print!("{md}");
+    let dir = home.join("bench");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join(format!("{name}.md")), md)?;
+    std::fs::write(dir.join(format!("{name}.json")), serde_json::to_string_pretty(report)?)?;
+    println!("\nsaved {}", dir.join(format!("{name}.md")).display());
+    Ok(())
 }
 
 pub fn execute_command(args: BenchArgs, home: &Path, registry: Option<&str>) -> anyhow::Result<()> {
-    if let Some(BenchCommand::Perf(args)) = args.command {
-        let report = perf::execute(&args)?;
-        let md = report.markdown();
-        print!("{md}");
-        let dir = home.join("bench");
-        std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("perf.md"), &md)?;
-        std::fs::write(dir.join("perf.json"), serde_json::to_string_pretty(&report)?)?;
-        println!("\nsaved {}", dir.join("perf.md").display());
-        return Ok(());
+    match args.command {
+        Some(BenchCommand::Perf(a)) => {
+            let report = perf::execute(&a)?;
+            return save_report(home, "perf", &report.markdown(), &report);
+        }
+        Some(BenchCommand::Import(a)) => {
+            let report = import::execute(&a)?;
+            return save_report(home, "import", &report.markdown(), &report);
+        }
+        Some(BenchCommand::Search(a)) => {
+            let report = search::execute(&a)?;
+            return save_report(home, "search", &report.markdown(), &report);
+        }
+        None => {}
     }
     let suite = args.suite.ok_or_else(|| anyhow::anyhow!("bench needs a bench TOML or `perf`"))?;
     let (table, md) = execute(&suite, home, registry, &args.device)?;

@@ -42,7 +42,7 @@ pub struct PerfArgs {
     pub experiment: Option<PathBuf>,
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
-    /// Presets timed (quickstart, paper).
+    /// Presets timed (quickstart, paper; `none` for the k-NN probe alone).
     #[arg(long, default_value = "quickstart", value_delimiter = ',')]
     pub presets: Vec<String>,
     /// Backends timed: flex, tch, tch-cuda:N.
@@ -326,7 +326,7 @@ pub fn execute(args: &PerfArgs) -> anyhow::Result<PerfReport> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let py = (!args.no_reference).then(|| python(args));
     let mut report = PerfReport { threads, ..PerfReport::default() };
-    for preset in &args.presets {
+    for preset in args.presets.iter().filter(|p| p.as_str() != "none") {
         let cfg = preset_config(args, preset)?;
         for backend in &args.devices {
             tracing::info!("timing {preset} on {backend}");

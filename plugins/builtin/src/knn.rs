@@ -7,6 +7,7 @@
 
 use crate::topk::{Database, Metric, top_k};
 use astroclip_plugin_api::{ComponentError, ComponentInfo, ComponentKind, Probe, ProbeInput};
+use rayon::prelude::*;
 
 #[derive(Debug, Clone)]
 pub struct KnnRegressor {
@@ -109,10 +110,19 @@ impl Probe for KnnRegressor {
         self.mean = vec![0.0; x.cols];
         self.scale = vec![1.0; x.cols];
         if self.standardize {
+            // Row by row (the rows are contiguous), two passes in f64 as before.
+            let mut sum = vec![0f64; x.cols];
+            for i in 0..x.rows {
+                sum.iter_mut().zip(x.row(i)).for_each(|(s, v)| *s += *v as f64);
+            }
+            let mean: Vec<f64> = sum.iter().map(|s| s / n).collect();
+            let mut sq = vec![0f64; x.cols];
+            for i in 0..x.rows {
+                sq.iter_mut().zip(x.row(i)).zip(&mean).for_each(|((s, v), m)| *s += (*v as f64 - m).powi(2));
+            }
             for j in 0..x.cols {
-                let m = (0..x.rows).map(|i| x.row(i)[j] as f64).sum::<f64>() / n;
-                let v = (0..x.rows).map(|i| (x.row(i)[j] as f64 - m).powi(2)).sum::<f64>() / n;
-                self.mean[j] = m as f32;
+                let v = sq[j] / n;
+                self.mean[j] = mean[j] as f32;
                 self.scale[j] = if v > 0.0 { v.sqrt() as f32 } else { 1.0 };
             }
         }
@@ -158,7 +168,11 @@ impl Probe for KnnRegressor {
             let db = Database { rows: &self.train, n: n_train, dim: cols, norms: Some(&self.train_norms) };
             top_k(&db, &q, k + CANDIDATE_MARGIN, Metric::SquaredL2)
         };
-        let out = (0..x.rows).map(|r| self.predict_one(&q[r * cols..(r + 1) * cols], &candidates[r], k)).collect();
+        // The exact (f64) re-ranking of each query's candidates, queries over the cores.
+        let out = (0..x.rows)
+            .into_par_iter()
+            .map(|r| self.predict_one(&q[r * cols..(r + 1) * cols], &candidates[r], k))
+            .collect();
         Ok(out)
     }
 }

@@ -40,10 +40,10 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
     let dim = db.dim;
     let nq = queries.len().checked_div(dim).unwrap_or(0);
     let k = k.min(db.n);
-    let mut out: Vec<Vec<(f32, usize)>> = vec![Vec::new(); nq];
     if k == 0 || nq == 0 {
-        return out;
+        return vec![Vec::new(); nq];
     }
+    let mut out: Vec<Kept> = (0..nq).map(|_| Kept::new()).collect();
     let owned_norms: Vec<f32>;
     let norms = match (metric, db.norms) {
         (Metric::SquaredL2, Some(n)) => n,
@@ -79,21 +79,56 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
                             let d = &dots[row * nb..(row + 1) * nb];
                             let qr = &q[row * dim..(row + 1) * dim];
                             let qn: f32 = qr.iter().map(|v| v * v).sum();
-                            best.extend(d.iter().enumerate().map(|(j, &dot)| match metric {
-                                Metric::InnerProduct => (dot, start + j),
-                                Metric::SquaredL2 => (qn + norms[start + j] - 2.0 * dot, start + j),
-                            }));
-                            keep_best(best, k, metric);
+                            for (j, &dot) in d.iter().enumerate() {
+                                let score = match metric {
+                                    Metric::InnerProduct => dot,
+                                    Metric::SquaredL2 => qn + norms[start + j] - 2.0 * dot,
+                                };
+                                // Kept by the same total order as the final sort (score,
+                                // then lower index), so the result equals a full sort.
+                                let cand = (score, start + j);
+                                if best.worst.is_some_and(|w| order(metric, &cand, &w) != std::cmp::Ordering::Less) {
+                                    continue;
+                                }
+                                best.rows.push(cand);
+                                if best.rows.len() >= 2 * k.max(8) {
+                                    best.shrink(k, metric);
+                                }
+                            }
+                            best.shrink(k, metric);
                         }
                     });
                 }
             });
         }
     }
-    for best in &mut out {
-        best.sort_by(|a, b| order(metric, a, b));
+    out.into_iter()
+        .map(|mut best| {
+            best.rows.sort_by(|a, b| order(metric, a, b));
+            best.rows
+        })
+        .collect()
+}
+
+/// The best rows kept so far for one query, and the k-th of them once `k` have been kept: a
+/// new row must rank before it (the k-th of an earlier pass is a valid, if loose, bar).
+struct Kept {
+    rows: Vec<(f32, usize)>,
+    worst: Option<(f32, usize)>,
+}
+
+impl Kept {
+    fn new() -> Self {
+        Self { rows: Vec::new(), worst: None }
     }
-    out
+
+    /// Keeps the best `k` rows and remembers the k-th.
+    fn shrink(&mut self, k: usize, metric: Metric) {
+        keep_best(&mut self.rows, k, metric);
+        if self.rows.len() >= k {
+            self.worst = self.rows.iter().max_by(|a, b| order(metric, a, b)).copied();
+        }
+    }
 }
 
 fn order(metric: Metric, a: &(f32, usize), b: &(f32, usize)) -> std::cmp::Ordering {
@@ -148,6 +183,20 @@ mod tests {
                 if (all[6].0 - all[7].0).abs() > 1e-4 {
                     assert_eq!(have, want, "{metric:?} query {qi}");
                 }
+            }
+        }
+    }
+
+    /// Equal scores across blocks and threads keep the lowest indices, in order.
+    #[test]
+    fn ties_keep_the_lowest_indices() {
+        let (n, dim) = (2 * DB_BLOCK + 3, 2);
+        let rows = vec![0.5f32; n * dim];
+        let queries = vec![1.0f32; 3 * dim];
+        let db = Database { rows: &rows, n, dim, norms: None };
+        for metric in [Metric::InnerProduct, Metric::SquaredL2] {
+            for got in top_k(&db, &queries, 20, metric) {
+                assert_eq!(got.iter().map(|p| p.1).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>(), "{metric:?}");
             }
         }
     }

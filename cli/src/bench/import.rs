@@ -1,0 +1,238 @@
+//! `astroclip bench import`: embedding throughput of an imported AstroCLIP model at the
+//! published sizes (AstroDINO ViT-L/12 + cross-attention head, SpecFormer 6 × 768 + head,
+//! ~370 M parameters) against the same model in PyTorch, on this machine in one run.
+//!
+//! `bench/astroclip_twin.py --paper` builds AstroCLIP's modules at those sizes with random
+//! weights, saves them as `astroclip.ckpt` (the published layout), embeds a batch of raw
+//! 152-px g,r,z cutouts and 7781-bin spectra and times it (median after a warm-up, the given
+//! threads). Here the checkpoint goes through `astroclip models import`'s reader, the same raw
+//! inputs through our tokenizers, and each backend embeds the batch: the time is the encoders'
+//! forward pass on both sides (tokenizing is not timed on either), and the embeddings must
+//! equal PyTorch's to 1e-4 relative, or the row says that they differ.
+
+use std::path::Path;
+use std::time::Instant;
+
+use astroclip_builtin::spectrum_tokens::SpecformerTokens;
+use astroclip_builtin::to_rgb::LegacySurveyRgb;
+use astroclip_core::device;
+use astroclip_core::import::{ImportOptions, ImportedModel, import, read_tensor_file};
+use astroclip_plugin_api::{ImageView, ModalityEncoder, Observation, SpectrumView, Tokenizer};
+use burn::module::Module;
+use burn::tensor::{Device, Tensor, TensorData};
+use serde::Serialize;
+
+use super::perf::run_reference;
+use crate::in_range;
+
+/// Largest relative difference the embeddings may show to count as the same model.
+pub const TOLERANCE: f64 = 1e-4;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ImportBenchArgs {
+    /// Backends timed: flex, tch, tch-cuda:N.
+    #[arg(long, default_value = "flex", value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Objects per embedded batch.
+    #[arg(long, default_value_t = 4, value_parser = in_range(1..=1024))]
+    pub batch: usize,
+    /// Timed batches per modality (median), after one untimed one.
+    #[arg(long, default_value_t = 3, value_parser = in_range(1..=1000))]
+    pub reps: usize,
+    /// CPU threads of PyTorch (default: all cores, which burn-flex uses).
+    #[arg(long, value_parser = in_range(1..=4096))]
+    pub threads: Option<usize>,
+    /// Python interpreter with torch (default: .venv-torch/bin/python when present).
+    #[arg(long, env = "ASTROCLIP_BENCH_PYTHON")]
+    pub python: Option<std::path::PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportRow {
+    pub backend: String,
+    pub params: usize,
+    pub batch: usize,
+    pub image_per_s: f64,
+    pub spectrum_per_s: f64,
+    /// Against PyTorch's embeddings of the same inputs (absent for PyTorch itself).
+    pub image_rel_diff: Option<f64>,
+    pub spectrum_rel_diff: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ImportReport {
+    pub threads: usize,
+    pub torch: Option<String>,
+    pub import_seconds: f64,
+    pub checkpoint_bytes: u64,
+    pub rows: Vec<ImportRow>,
+}
+
+type Tensors = std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+fn get<'a>(io: &'a Tensors, k: &str) -> anyhow::Result<&'a (Vec<usize>, Vec<f32>)> {
+    io.get(k).ok_or_else(|| anyhow::anyhow!("the twin's twin_io.pt has no {k}"))
+}
+
+/// Our tokenizer's `(n, …)` batch of the twin's raw images (g,r,z nanomaggies) or spectra.
+fn tokens(io: &Tensors, tok: &dyn Tokenizer, device: &Device) -> anyhow::Result<Tensor<2>> {
+    let bands: Vec<String> = ["g", "r", "z"].map(String::from).to_vec();
+    let per: usize = tok.output_shape().iter().product();
+    let (shape, images) = get(io, "images")?;
+    let (sshape, spectra) = get(io, "spectra")?;
+    let (n, len, bins) = (shape[0], shape[1] * shape[2] * shape[3], sshape[1]);
+    let wavelength: Vec<f32> = (0..bins).map(|j| 3600.0 + 0.8 * j as f32).collect();
+    let ivar = vec![1f32; bins];
+    let mut out = Vec::with_capacity(n * per);
+    let mut buf = vec![0f32; per];
+    for i in 0..n {
+        let obs = if tok.output_shape().len() == 3 {
+            Observation::Image(ImageView {
+                object_id: "twin",
+                height: shape[1],
+                width: shape[2],
+                bands: &bands,
+                flux: &images[i * len..(i + 1) * len],
+                pixel_scale: 0.262,
+            })
+        } else {
+            Observation::Spectrum(SpectrumView {
+                object_id: "twin",
+                wavelength: &wavelength,
+                flux: &spectra[i * bins..(i + 1) * bins],
+                ivar: &ivar,
+            })
+        };
+        tok.tokenize(&obs, &mut buf).map_err(|e| anyhow::anyhow!("tokenizing the twin's input {i}: {e}"))?;
+        out.extend_from_slice(&buf);
+    }
+    Ok(Tensor::from_data(TensorData::new(out, [n, per]), device))
+}
+
+fn rel_diff(ours: Tensor<2>, theirs: &[f32]) -> f64 {
+    let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap_or_default();
+    if ours.len() != theirs.len() {
+        return f64::INFINITY;
+    }
+    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+    let diff = ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+    diff / scale.max(1e-30)
+}
+
+/// Median seconds of `f` over `reps` calls after one untimed call; `f` returns its output so
+/// that the work cannot be skipped.
+fn timed(reps: usize, mut f: impl FnMut() -> Tensor<2>) -> (Tensor<2>, f64) {
+    let out = f();
+    let _ = out.clone().into_data();
+    let mut times: Vec<f64> = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            let _ = f().into_data();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    (out, times[times.len() / 2])
+}
+
+pub fn execute(args: &ImportBenchArgs) -> anyhow::Result<ImportReport> {
+    let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let py = args.python.clone().unwrap_or_else(|| {
+        let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv-torch/bin/python");
+        if venv.exists() { venv } else { "python3".into() }
+    });
+    let dir = tempfile::tempdir()?;
+    tracing::info!("writing and timing the PyTorch twin at the published sizes");
+    let a: Vec<String> = vec![
+        dir.path().display().to_string(),
+        "--paper".into(),
+        "--batch".into(),
+        args.batch.to_string(),
+        "--reps".into(),
+        args.reps.to_string(),
+        "--threads".into(),
+        threads.to_string(),
+    ];
+    let v = run_reference(&py, "astroclip_twin.py", &a).map_err(|e| anyhow::anyhow!("the PyTorch twin: {e}"))?;
+    let params = v.get("params").and_then(|x| x.as_u64()).unwrap_or(0) as usize;
+    let secs = |k: &str| v.get(k).and_then(|x| x.as_f64()).unwrap_or(f64::NAN);
+    let mut report = ImportReport {
+        threads,
+        torch: v.get("torch").and_then(|x| x.as_str()).map(str::to_string),
+        ..ImportReport::default()
+    };
+    report.rows.push(ImportRow {
+        backend: format!("PyTorch {}", report.torch.clone().unwrap_or_default()),
+        params,
+        batch: args.batch,
+        image_per_s: args.batch as f64 / secs("image_seconds"),
+        spectrum_per_s: args.batch as f64 / secs("spectrum_seconds"),
+        image_rel_diff: None,
+        spectrum_rel_diff: None,
+    });
+    let io = read_tensor_file(&dir.path().join("twin_io.pt"))?;
+    report.checkpoint_bytes = std::fs::metadata(dir.path().join("astroclip.ckpt"))?.len();
+    for backend in &args.devices {
+        let dev = device::parse(backend)?;
+        tracing::info!("importing and timing on {backend}");
+        let t = Instant::now();
+        let imported = import(&dir.path().join("astroclip.ckpt"), &ImportOptions::default(), &dev)?;
+        report.import_seconds = t.elapsed().as_secs_f64();
+        let ImportedModel::AstroClip(model) = imported.model else {
+            anyhow::bail!("the twin's astroclip.ckpt did not import as a whole model");
+        };
+        let images = tokens(&io, &LegacySurveyRgb::new(144, 1), &dev)?;
+        let spectra = tokens(&io, &SpecformerTokens::new(7781, 1), &dev)?;
+        let (img, image_s) = timed(args.reps, || model.image.encode(images.clone()));
+        let (spec, spectrum_s) = timed(args.reps, || model.spectrum.encode(spectra.clone()));
+        report.rows.push(ImportRow {
+            backend: backend.clone(),
+            params: model.num_params(),
+            batch: args.batch,
+            image_per_s: args.batch as f64 / image_s,
+            spectrum_per_s: args.batch as f64 / spectrum_s,
+            image_rel_diff: Some(rel_diff(img, &get(&io, "astroclip_image")?.1)),
+            spectrum_rel_diff: Some(rel_diff(spec, &get(&io, "astroclip_spectrum")?.1)),
+        });
+    }
+    Ok(report)
+}
+
+impl ImportReport {
+    pub fn markdown(&self) -> String {
+        let mut s = format!(
+            "Embedding throughput of an imported AstroCLIP model at the published sizes ({} CPU threads where on CPU)\n\n",
+            self.threads
+        );
+        s += "| backend | params | batch | image embeds/s | spectrum embeds/s | × PyTorch (image) | × PyTorch (spectrum) | rel. diff image | rel. diff spectrum |\n";
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n";
+        let torch = self.rows.first();
+        for r in &self.rows {
+            let ratio = |ours: f64, theirs: Option<f64>| theirs.map_or("—".into(), |t| format!("{:.2}", ours / t));
+            let diff = |d: Option<f64>| {
+                d.map_or(
+                    "—".into(),
+                    |d| if d < TOLERANCE { format!("{d:.1e}") } else { format!("{d:.1e} (DIFFERENT)") },
+                )
+            };
+            s += &format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {} | {} | {} | {} |\n",
+                r.backend,
+                r.params,
+                r.batch,
+                r.image_per_s,
+                r.spectrum_per_s,
+                ratio(r.image_per_s, torch.map(|t| t.image_per_s)),
+                ratio(r.spectrum_per_s, torch.map(|t| t.spectrum_per_s)),
+                diff(r.image_rel_diff),
+                diff(r.spectrum_rel_diff)
+            );
+        }
+        s += &format!(
+            "\nimport of the {:.2} GB checkpoint: {:.1} s (last backend)\n",
+            self.checkpoint_bytes as f64 / 1e9,
+            self.import_seconds
+        );
+        s
+    }
+}
