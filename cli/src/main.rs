@@ -29,8 +29,9 @@ struct Cli {
     /// file; default `<home>/registry.db`. Run outputs and artifacts stay under --home.
     #[arg(long, global = true, env = "ASTROCLIP_REGISTRY")]
     registry: Option<String>,
-    /// Log filter (error, warn, info, debug, or a tracing directive).
-    #[arg(long, global = true, default_value = "info")]
+    /// Log filter (error, warn, info, debug, or a tracing directive). hnsw_rs's own build
+    /// chatter is at warn unless a directive names it.
+    #[arg(long, global = true, default_value = "info,hnsw_rs=warn")]
     log: String,
     #[command(subcommand)]
     command: Command,

@@ -85,8 +85,9 @@ pub enum IndexCommand {
         m: usize,
         #[arg(long, default_value_t = HnswParams::default().ef_construction, value_parser = in_range(1..=100_000))]
         ef_construction: usize,
-        /// Search breadth the recall is measured with (and the searches' default).
-        #[arg(long, default_value_t = 64, value_parser = in_range(1..=1_000_000))]
+        /// Search breadth the recall is measured with (and the searches' default); 128 gives
+        /// recall@10 ≥ 0.95 on 1 M clustered rows (docs/models.md).
+        #[arg(long, default_value_t = 128, value_parser = in_range(1..=1_000_000))]
         ef_search: usize,
         /// Catalogue rows, spread over it, whose exact and approximate top-10 are compared.
         #[arg(long, default_value_t = 1000, value_parser = in_range(1..=1_000_000))]

@@ -58,6 +58,45 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
     acc.iter().sum::<f32>() + tail
 }
 
+/// hnsw_rs prints on stdout (a `println!` every 50 000 inserted points, and on some errors),
+/// which would interleave with `--json` output: while one of these guards lives, file
+/// descriptor 1 is a copy of 2 (stderr); dropping it restores stdout. Without a guard (`dup`
+/// failed) stdout is left as it was.
+struct StdoutToStderr {
+    saved: i32,
+}
+
+impl StdoutToStderr {
+    #[allow(unsafe_code)] // dup/dup2 of the process's own standard descriptors
+    fn new() -> Option<Self> {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: plain descriptor calls on 1 and 2; every failure is checked and undone.
+        let saved = unsafe { libc::dup(1) };
+        if saved < 0 {
+            return None;
+        }
+        if unsafe { libc::dup2(2, 1) } < 0 {
+            unsafe { libc::close(saved) };
+            return None;
+        }
+        Some(Self { saved })
+    }
+}
+
+impl Drop for StdoutToStderr {
+    #[allow(unsafe_code)] // restores the descriptor saved by `new`
+    fn drop(&mut self) {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        // SAFETY: `saved` is the descriptor `new` duplicated from stdout and still owns.
+        unsafe {
+            libc::dup2(self.saved, 1);
+            libc::close(self.saved);
+        }
+    }
+}
+
 /// Construction parameters (hnswlib's names: `M`, `ef_construction`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HnswParams {
@@ -131,7 +170,10 @@ impl AnnIndex {
         let mut hnsw =
             Hnsw::<f32, CosineDistance>::new(params.m, n, HNSW_LAYERS, params.ef_construction, CosineDistance);
         let data: Vec<(&[f32], usize)> = rows.chunks_exact(dim).zip(0..).collect();
-        hnsw.parallel_insert_slice(&data);
+        {
+            let _quiet = StdoutToStderr::new();
+            hnsw.parallel_insert_slice(&data);
+        }
         hnsw.set_searching_mode(true);
         Ok(Self { hnsw, rows: n, dim })
     }
@@ -206,7 +248,15 @@ pub fn build_for(
         std::fs::remove_dir_all(&tmp).with_context(|| format!("cannot clear {}", tmp.display()))?;
     }
     std::fs::create_dir_all(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
-    let written = index.hnsw.file_dump(&tmp, BASENAME).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    // hnsw_rs panics when it cannot create its files: caught and reported as an error.
+    let dumped = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let _quiet = StdoutToStderr::new();
+        index.hnsw.file_dump(&tmp, BASENAME)
+    }));
+    let written = match dumped {
+        Ok(r) => r.map_err(|e| anyhow::anyhow!("writing the index under {}: {e:#}", tmp.display()))?,
+        Err(_) => bail!("cannot write the index files under {}", tmp.display()),
+    };
     if written != BASENAME {
         bail!("hnsw_rs wrote the index as {written:?} under {}, expected {BASENAME:?}", tmp.display());
     }

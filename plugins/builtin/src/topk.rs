@@ -1,19 +1,21 @@
 //! The one top-k kernel of the platform, shared by `astroclip search` (cosine similarity over
 //! an embedded catalogue) and the `knn` probe (Euclidean neighbours): scores of a block of
-//! queries against a block of database rows by one matrix product (burn-flex), the best `k`
-//! per query kept across database blocks by partial selection, query rows spread over the
-//! cores. Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block whatever the database
+//! queries against a block of database rows by one matrix product (the `gemm` crate that
+//! burn-flex multiplies with, the database read in place), the best `k` per query kept across
+//! database blocks by partial selection against a running k-th-best bar, query rows spread
+//! over the cores. faiss's `IndexFlatIP`/`IndexFlatL2` work the same way (BLAS products of
+//! query and database blocks, a heap per query); `astroclip bench search` compares the two. Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block whatever the database
 //! size.
 //!
 //! Ties are broken by the lower database index, so results do not depend on blocking or
 //! threads.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use rayon::prelude::*;
 
 /// Queries per matrix product.
-pub const QUERY_BLOCK: usize = 256;
+pub const QUERY_BLOCK: usize = 1024;
 /// Database rows per matrix product.
-pub const DB_BLOCK: usize = 16_384;
+pub const DB_BLOCK: usize = 4096;
 
 /// What "best" means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,52 +55,39 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
         }
         (Metric::InnerProduct, _) => &[],
     };
-    let device = Device::flex();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    // Each database block is transposed once and reused by every query block.
+    let threads = rayon::current_num_threads().max(1);
+    let mut dots = vec![0f32; QUERY_BLOCK.min(nq) * DB_BLOCK.min(db.n)];
     for start in (0..db.n).step_by(DB_BLOCK) {
         let nb = DB_BLOCK.min(db.n - start);
-        let block = Tensor::<2>::from_data(
-            TensorData::new(db.rows[start * dim..(start + nb) * dim].to_vec(), [nb, dim]),
-            &device,
-        )
-        .transpose();
+        let block = &db.rows[start * dim..(start + nb) * dim];
         for (qb, slots) in out.chunks_mut(QUERY_BLOCK).enumerate() {
             let nqb = slots.len();
             let q0 = qb * QUERY_BLOCK;
             let q = &queries[q0 * dim..(q0 + nqb) * dim];
-            let qt = Tensor::<2>::from_data(TensorData::new(q.to_vec(), [nqb, dim]), &device);
-            let dots: Vec<f32> = qt.matmul(block.clone()).into_data().try_into_vec::<f32>().expect("f32 scores");
-            let per = nqb.div_ceil(threads).max(1);
-            let (dots, norms) = (&dots, norms);
-            std::thread::scope(|scope| {
-                for (c, chunk) in slots.chunks_mut(per).enumerate() {
-                    scope.spawn(move || {
-                        for (r, best) in chunk.iter_mut().enumerate() {
-                            let row = c * per + r;
-                            let d = &dots[row * nb..(row + 1) * nb];
-                            let qr = &q[row * dim..(row + 1) * dim];
-                            let qn: f32 = qr.iter().map(|v| v * v).sum();
-                            for (j, &dot) in d.iter().enumerate() {
-                                let score = match metric {
-                                    Metric::InnerProduct => dot,
-                                    Metric::SquaredL2 => qn + norms[start + j] - 2.0 * dot,
-                                };
-                                // Kept by the same total order as the final sort (score,
-                                // then lower index), so the result equals a full sort.
-                                let cand = (score, start + j);
-                                if best.worst.is_some_and(|w| order(metric, &cand, &w) != std::cmp::Ordering::Less) {
-                                    continue;
-                                }
-                                best.rows.push(cand);
-                                if best.rows.len() >= 2 * k.max(8) {
-                                    best.shrink(k, metric);
-                                }
-                            }
-                            best.shrink(k, metric);
-                        }
-                    });
+            let dots = &mut dots[..nqb * nb];
+            scores(q, nqb, block, nb, dim, dots, threads);
+            let dots = &*dots;
+            slots.par_iter_mut().enumerate().for_each(|(row, best)| {
+                let d = &dots[row * nb..(row + 1) * nb];
+                let qr = &q[row * dim..(row + 1) * dim];
+                let qn: f32 = qr.iter().map(|v| v * v).sum();
+                for (j, &dot) in d.iter().enumerate() {
+                    let score = match metric {
+                        Metric::InnerProduct => dot,
+                        Metric::SquaredL2 => qn + norms[start + j] - 2.0 * dot,
+                    };
+                    // Kept by the same total order as the final sort (score, then lower
+                    // index), so the result equals a full sort.
+                    let cand = (score, start + j);
+                    if best.worst.is_some_and(|w| order(metric, &cand, &w) != std::cmp::Ordering::Less) {
+                        continue;
+                    }
+                    best.rows.push(cand);
+                    if best.rows.len() >= 2 * k.max(8) {
+                        best.shrink(k, metric);
+                    }
                 }
+                best.shrink(k, metric);
             });
         }
     }
@@ -108,6 +97,41 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
             best.rows
         })
         .collect()
+}
+
+/// `dots[i, j] = q_i · x_j` for `nq` query rows and `nb` database rows (both row-major, width
+/// `dim`): one matrix product by the `gemm` crate (burn-flex's own kernel), reading the
+/// database rows in place as the columns of the right-hand side, so no block is copied or
+/// transposed.
+#[allow(unsafe_code)] // gemm's one entry point is unsafe (raw pointers and strides); see SAFETY
+fn scores(q: &[f32], nq: usize, x: &[f32], nb: usize, dim: usize, dots: &mut [f32], threads: usize) {
+    assert!(q.len() >= nq * dim && x.len() >= nb * dim && dots.len() >= nq * nb, "top-k block sizes");
+    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
+    // SAFETY: the asserted lengths bound every element the strides reach: dst (nq × nb,
+    // row-major), lhs (nq × dim, row-major), rhs (dim × nb) element (kk, j) at x[j·dim + kk].
+    unsafe {
+        gemm::gemm(
+            nq,
+            nb,
+            dim,
+            dots.as_mut_ptr(),
+            1,
+            nb as isize,
+            false,
+            q.as_ptr(),
+            1,
+            dim as isize,
+            x.as_ptr(),
+            dim as isize,
+            1,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            par,
+        );
+    }
 }
 
 /// The best rows kept so far for one query, and the k-th of them once `k` have been kept: a
