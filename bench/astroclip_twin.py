@@ -399,6 +399,23 @@ def lightning(state_dict, hyper_parameters):
             "hparams_name": "kwargs", "hyper_parameters": hyper_parameters}
 
 
+def save_astroclip(out, gen, vit, embed_dim, spec):
+    """AstroCLIP's whole model (ViT `vit` + 4-head cross-attention head of width `embed_dim`;
+    SpecFormer of `spec` = (width, layers, heads) + head), random weights, saved as
+    out/astroclip.ckpt in the published Lightning layout; returns (model, image_head, spectrum_head)."""
+    width, layers, heads = spec
+    image_head = ImageHead(DinoVisionTransformer(**vit), embed_dim=embed_dim, n_head=4, model_embed_dim=vit["embed_dim"])
+    spec_backbone = SpecFormer(input_dim=22, embed_dim=width, num_layers=layers, num_heads=heads, max_len=800)
+    spectrum_head = SpectrumHead(spec_backbone, embed_dim=embed_dim, n_head=4, model_embed_dim=width)
+    model = AstroClipModel(image_head, spectrum_head)
+    randomise(model, gen)
+    model.eval()
+    hyper = {"image_encoder": image_head, "spectrum_encoder": spectrum_head, "temperature": 15.5, "lr": 1e-4,
+             "weight_decay": 0.05, "epochs": 100, "eta_min": 5e-7, "logit_scale": 15.5, "learnable_logit_scale": False}
+    torch.save(lightning(model.state_dict(), hyper), out / "astroclip.ckpt")
+    return model, image_head, spectrum_head
+
+
 def option(name, default):
     return int(sys.argv[sys.argv.index(name) + 1]) if name in sys.argv else default
 
@@ -426,15 +443,7 @@ def paper(out, gen):
     torch.set_num_threads(threads)
     images, spectra = inputs(n, gen)
     vit = dict(img_size=144, patch_size=12, embed_dim=1024, depth=24, num_heads=16, init_values=1e-5, block_chunks=4)
-    image_head = ImageHead(DinoVisionTransformer(**vit), embed_dim=1024, n_head=4, model_embed_dim=1024)
-    spec_backbone = SpecFormer(input_dim=22, embed_dim=768, num_layers=6, num_heads=6, max_len=800)
-    spectrum_head = SpectrumHead(spec_backbone, embed_dim=1024, n_head=4, model_embed_dim=768)
-    model = AstroClipModel(image_head, spectrum_head)
-    randomise(model, gen)
-    model.eval()
-    hyper = {"image_encoder": image_head, "spectrum_encoder": spectrum_head, "temperature": 15.5, "lr": 1e-4,
-             "weight_decay": 0.05, "epochs": 100, "eta_min": 5e-7, "logit_scale": 15.5, "learnable_logit_scale": False}
-    torch.save(lightning(model.state_dict(), hyper), out / "astroclip.ckpt")
+    model, image_head, spectrum_head = save_astroclip(out, gen, vit, embed_dim=1024, spec=(768, 6, 6))
     x, s = collate_images(images, 144), spectra[:, :, None]
 
     def timed(f):
@@ -473,15 +482,7 @@ def main():
 
     # astroclip.ckpt: image embedding width = ViT width (packed in_proj), spectrum tokens wider
     # than the embedding (separate q/k/v projections); heads by AstroCLIP's conventions.
-    image_head = ImageHead(DinoVisionTransformer(**vit), embed_dim=128, n_head=4, model_embed_dim=128)
-    spec_backbone = SpecFormer(input_dim=22, embed_dim=256, num_layers=2, num_heads=2, max_len=800)
-    spectrum_head = SpectrumHead(spec_backbone, embed_dim=128, n_head=4, model_embed_dim=256)
-    model = AstroClipModel(image_head, spectrum_head)
-    randomise(model, gen)
-    model.eval()
-    hyper = {"image_encoder": image_head, "spectrum_encoder": spectrum_head, "temperature": 15.5, "lr": 1e-4,
-             "weight_decay": 0.05, "epochs": 100, "eta_min": 5e-7, "logit_scale": 15.5, "learnable_logit_scale": False}
-    torch.save(lightning(model.state_dict(), hyper), out / "astroclip.ckpt")
+    model, image_head, spectrum_head = save_astroclip(out, gen, vit, embed_dim=128, spec=(256, 2, 2))
     with torch.no_grad():
         io["astroclip_image"] = image_head(collate_images(images, 144))
         io["astroclip_spectrum"] = spectrum_head(spectra[:, :, None])
