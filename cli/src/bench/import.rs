@@ -33,8 +33,9 @@ pub struct ImportBenchArgs {
     /// Backends timed: flex, tch, tch-cuda:N.
     #[arg(long, default_value = "flex", value_delimiter = ',')]
     pub devices: Vec<String>,
-    /// Objects per embedded batch.
-    #[arg(long, default_value_t = 4, value_parser = in_range(1..=1024))]
+    /// Objects per embedded batch (at least 2: AstroCLIP's cross-attention head, which the
+    /// twin reproduces, returns `attentions[1]` and fails on a batch of one).
+    #[arg(long, default_value_t = 4, value_parser = in_range(2..=1024))]
     pub batch: usize,
     /// Timed batches per modality (median), after one untimed one.
     #[arg(long, default_value_t = 3, value_parser = in_range(1..=1000))]
