@@ -14,15 +14,13 @@
 //! `scripts/test.sh`, which also sets `ASTROCLIP_REQUIRE_TORCH=1` so that a missing torch fails).
 //! `tch_backend_*` repeats the check on libtorch.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use astroclip_builtin::spectrum_tokens::SpecformerTokens;
 use astroclip_builtin::to_rgb::LegacySurveyRgb;
-use astroclip_core::import::{CheckpointKind, ImportOptions, ImportedModel, import};
-use astroclip_plugin_api::{ImageView, ModalityEncoder, Observation, SpectrumView, Tokenizer};
-use burn::tensor::{Device, Tensor, TensorData};
-use burn_store::pytorch_reader::PytorchReader;
+use astroclip_core::import::{CheckpointKind, ImportOptions, ImportedModel, TwinIo, import};
+use astroclip_plugin_api::ModalityEncoder;
+use burn::tensor::{Device, Tensor};
 
 const TOLERANCE: f64 = 1e-4;
 
@@ -55,83 +53,20 @@ fn twin() -> Option<tempfile::TempDir> {
     Some(dir)
 }
 
-struct Io {
-    tensors: HashMap<String, (Vec<usize>, Vec<f32>)>,
-}
-
-impl Io {
-    fn read(dir: &Path) -> Self {
-        let reader = PytorchReader::new(dir.join("twin_io.pt")).unwrap();
-        let tensors = reader
-            .into_tensors()
-            .into_iter()
-            .map(|(k, t)| {
-                let t = burn_store::bridge::from_pytorch(t);
-                let data = burn_store::bridge::to_data(&t).unwrap();
-                (k, (data.shape().to_vec(), data.try_to_vec::<f32>().unwrap()))
-            })
-            .collect();
-        Self { tensors }
-    }
-
-    fn get(&self, k: &str) -> &(Vec<usize>, Vec<f32>) {
-        self.tensors.get(k).unwrap_or_else(|| panic!("twin_io.pt has no {k}"))
-    }
-
-    /// Our tokenizer's `(n, …)` batch of the twin's raw images or spectra.
-    fn tokens(&self, tok: &dyn Tokenizer, device: &Device) -> Tensor<2> {
-        let bands: Vec<String> = ["g", "r", "z"].map(String::from).to_vec();
-        let per: usize = tok.output_shape().iter().product();
-        let mut out = Vec::new();
-        let n = self.get("images").0[0];
-        for i in 0..n {
-            let mut buf = vec![0f32; per];
-            let (shape, images) = self.get("images");
-            let (_, spectra) = self.get("spectra");
-            let len = shape[1] * shape[2] * shape[3];
-            let wavelength: Vec<f32> = (0..7781).map(|j| 3600.0 + 0.8 * j as f32).collect();
-            let ivar = vec![1f32; 7781];
-            let obs = if tok.output_shape().len() == 3 {
-                Observation::Image(ImageView {
-                    object_id: "twin",
-                    height: shape[1],
-                    width: shape[2],
-                    bands: &bands,
-                    flux: &images[i * len..(i + 1) * len],
-                    pixel_scale: 0.262,
-                })
-            } else {
-                Observation::Spectrum(SpectrumView {
-                    object_id: "twin",
-                    wavelength: &wavelength,
-                    flux: &spectra[i * 7781..(i + 1) * 7781],
-                    ivar: &ivar,
-                })
-            };
-            tok.tokenize(&obs, &mut buf).unwrap();
-            out.extend(buf);
-        }
-        Tensor::from_data(TensorData::new(out, [n, per]), device)
-    }
-}
-
-/// Largest |ours − theirs| over the largest |theirs|.
-fn rel_diff<const D: usize>(what: &str, ours: Tensor<D>, io: &Io, key: &str) -> f64 {
-    let (shape, theirs) = io.get(key);
+/// Largest |ours − theirs| over the largest |theirs| (shapes must agree).
+fn rel_diff<const D: usize>(what: &str, ours: Tensor<D>, io: &TwinIo, key: &str) -> f64 {
+    let (shape, _) = io.get(key).unwrap();
     assert_eq!(&ours.dims()[..], &shape[..], "{what}: shape");
-    let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap();
-    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let diff = ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    let rel = diff / scale.max(1e-30);
-    eprintln!("{what}: max relative difference {rel:.2e} (scale {scale:.3})");
+    let rel = io.rel_diff(key, &ours.into_data().try_to_vec::<f32>().unwrap()).unwrap();
+    eprintln!("{what}: max relative difference {rel:.2e}");
     rel
 }
 
 fn imports_match_pytorch(device: &Device) {
     let Some(dir) = twin() else { return };
-    let io = Io::read(dir.path());
-    let images = io.tokens(&LegacySurveyRgb::new(144, 1), device);
-    let spectra = io.tokens(&SpecformerTokens::new(7781, 1), device);
+    let io = TwinIo::read(&dir.path().join("twin_io.pt")).unwrap();
+    let images = io.tokens(&LegacySurveyRgb::new(144, 1), device).unwrap();
+    let spectra = io.tokens(&SpecformerTokens::new(7781, 1), device).unwrap();
     let opts = ImportOptions::default();
     let mut diffs = Vec::new();
 
@@ -178,7 +113,7 @@ fn imports_match_pytorch(device: &Device) {
     let x = vit.oriented(images.clone());
     diffs.push(rel_diff("astrodino CLS token", vit.backbone.cls_token(x.clone()), &io, "astrodino_cls"));
     diffs.push(rel_diff("astrodino patch tokens", vit.backbone.patch_tokens(x), &io, "astrodino_patch_tokens"));
-    let small = io.tokens(&LegacySurveyRgb::new(96, 1), device);
+    let small = io.tokens(&LegacySurveyRgb::new(96, 1), device).unwrap();
     let [n, _] = small.dims();
     let x96 = small.reshape([n, 3, 96, 96]).swap_dims(2, 3);
     diffs.push(rel_diff("astrodino CLS token at 96 px", vit.backbone.cls_token(x96), &io, "astrodino_cls_96"));

@@ -27,7 +27,7 @@ use std::path::Path;
 use astroclip_builtin::specformer::SpecFormerSettings;
 use astroclip_builtin::vit::{VitEncoder, VitSettings};
 use burn::module::Module;
-use burn::tensor::{Device, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use burn_store::pytorch_reader::{PickleValue, PytorchReader};
 use burn_store::{ApplyResult, ModuleSnapshot, PyTorchToBurnAdapter, bridge, burn_pack::Tensor as PackTensor};
 
@@ -743,20 +743,80 @@ pub fn record(
     Ok(id)
 }
 
-/// Every tensor of a plain PyTorch file (`torch.save` of a dict of tensors) as
-/// `(shape, f32 values)` by key: the twin's inputs and outputs, read back by the benchmarks.
-pub fn read_tensor_file(path: &Path) -> Result<BTreeMap<String, (Vec<usize>, Vec<f32>)>, ImportError> {
-    let p = path.display().to_string();
-    let read_err = |e: &dyn std::fmt::Display| ImportError::Read { path: p.clone(), error: e.to_string() };
-    crate::data::open_regular(path).map_err(|e| read_err(&e))?;
-    let reader = PytorchReader::new(path).map_err(|e| read_err(&e))?;
-    let mut out = BTreeMap::new();
-    for (k, t) in reader.into_tensors() {
-        let t = bridge::from_pytorch(t);
-        let data = bridge::to_data(&t).map_err(|e| read_err(&format!("tensor {k}: {e}")))?;
-        let shape = data.shape().to_vec();
-        let values = data.try_to_vec::<f32>().map_err(|e| read_err(&format!("tensor {k} is not float32: {e:?}")))?;
-        out.insert(k, (shape, values));
+/// The PyTorch twin's raw inputs and outputs (`bench/astroclip_twin.py`'s `twin_io.pt`: a
+/// `torch.save` of a dict of float32 tensors), by key as `(shape, values)`; read by the import
+/// test and `astroclip bench import`.
+#[derive(Debug, Clone)]
+pub struct TwinIo {
+    pub tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+}
+
+impl TwinIo {
+    pub fn read(path: &Path) -> Result<Self, ImportError> {
+        let p = path.display().to_string();
+        let read_err = |e: &dyn std::fmt::Display| ImportError::Read { path: p.clone(), error: e.to_string() };
+        crate::data::open_regular(path).map_err(|e| read_err(&e))?;
+        let reader = PytorchReader::new(path).map_err(|e| read_err(&e))?;
+        let mut tensors = BTreeMap::new();
+        for (k, t) in reader.into_tensors() {
+            let t = bridge::from_pytorch(t);
+            let data = bridge::to_data(&t).map_err(|e| read_err(&format!("tensor {k}: {e}")))?;
+            let shape = data.shape().to_vec();
+            let values =
+                data.try_to_vec::<f32>().map_err(|e| read_err(&format!("tensor {k} is not float32: {e:?}")))?;
+            tensors.insert(k, (shape, values));
+        }
+        Ok(Self { tensors })
     }
-    Ok(out)
+
+    pub fn get(&self, key: &str) -> anyhow::Result<&(Vec<usize>, Vec<f32>)> {
+        self.tensors.get(key).ok_or_else(|| anyhow::anyhow!("the twin's twin_io.pt has no {key}"))
+    }
+
+    /// `tok`'s `(n, …)` batch of the twin's raw inputs: `images` (n, H, W, 3) g,r,z nanomaggies
+    /// for an image tokenizer, `spectra` (n, 7781) on AstroCLIP's grid otherwise.
+    pub fn tokens(&self, tok: &dyn astroclip_plugin_api::Tokenizer, device: &Device) -> anyhow::Result<Tensor<2>> {
+        use astroclip_plugin_api::{ImageView, Observation, SpectrumView};
+        let bands: Vec<String> = ["g", "r", "z"].map(String::from).to_vec();
+        let per: usize = tok.output_shape().iter().product();
+        let (shape, images) = self.get("images")?;
+        let (sshape, spectra) = self.get("spectra")?;
+        let (n, len, bins) = (shape[0], shape[1] * shape[2] * shape[3], sshape[1]);
+        let wavelength: Vec<f32> = (0..bins).map(|j| 3600.0 + 0.8 * j as f32).collect();
+        let ivar = vec![1f32; bins];
+        let mut out = vec![0f32; n * per];
+        for (i, buf) in out.chunks_mut(per.max(1)).enumerate() {
+            let obs = if tok.output_shape().len() == 3 {
+                Observation::Image(ImageView {
+                    object_id: "twin",
+                    height: shape[1],
+                    width: shape[2],
+                    bands: &bands,
+                    flux: &images[i * len..(i + 1) * len],
+                    pixel_scale: 0.262,
+                })
+            } else {
+                Observation::Spectrum(SpectrumView {
+                    object_id: "twin",
+                    wavelength: &wavelength,
+                    flux: &spectra[i * bins..(i + 1) * bins],
+                    ivar: &ivar,
+                })
+            };
+            tok.tokenize(&obs, buf).map_err(|e| anyhow::anyhow!("tokenizing the twin's input {i}: {e}"))?;
+        }
+        Ok(Tensor::from_data(TensorData::new(out, [n, per]), device))
+    }
+
+    /// Largest |ours − theirs| over the largest |theirs| for tensor `key` (infinite when the
+    /// sizes differ).
+    pub fn rel_diff(&self, key: &str, ours: &[f32]) -> anyhow::Result<f64> {
+        let (_, theirs) = self.get(key)?;
+        if ours.len() != theirs.len() {
+            return Ok(f64::INFINITY);
+        }
+        let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
+        let diff = ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
+        Ok(diff / scale.max(1e-30))
+    }
 }

@@ -60,38 +60,22 @@ impl CatalogueData {
         let Some(first) = manifest.data.first() else {
             bail!("{}: the catalogue names no data file, so its inputs are unknown", catalogue.display());
         };
-        let mut data = Self {
-            inputs: Inputs { image_size: 0, bands: vec![], pixel_scale: 0.0, wavelength: vec![] },
-            manifest: manifest.clone(),
-            sources: HashMap::new(),
-        };
-        let s = data.source(&first.path)?;
-        data.inputs = Inputs {
+        let s = open_data_file(&manifest, &first.path)?;
+        let inputs = Inputs {
             image_size: s.image_size(),
             bands: s.bands().to_vec(),
             pixel_scale: s.pixel_scale(),
             wavelength: s.wavelength().to_vec(),
         };
-        Ok(data)
+        let sources = HashMap::from([(first.path.clone(), s)]);
+        Ok(Self { manifest, inputs, sources })
     }
 
     fn source(&mut self, path: &str) -> anyhow::Result<Arc<dyn ObjectSource>> {
         if let Some(s) = self.sources.get(path) {
             return Ok(s.clone());
         }
-        let Some(known) = self.manifest.data.iter().find(|d| d.path == path) else {
-            bail!("{path} is not one of the catalogue's data files");
-        };
-        let s = crate::data::open_path(Path::new(path)).with_context(|| {
-            format!("the catalogue's data file {path} (as `astroclip embed --data` named it, relative to where it ran)")
-        })?;
-        if s.len() != known.objects {
-            bail!(
-                "{path} holds {} objects, the catalogue was embedded from {}: the file changed",
-                s.len(),
-                known.objects
-            );
-        }
+        let s = open_data_file(&self.manifest, path)?;
         self.sources.insert(path.to_string(), s.clone());
         Ok(s)
     }
@@ -107,6 +91,20 @@ impl CatalogueData {
         s.reader()?.read(i, &mut img, &mut flux, &mut ivar)?;
         Ok(ObjectPixels { object_id: object_id.to_string(), image: Some(img), flux: Some(flux), ivar: Some(ivar) })
     }
+}
+
+/// Opens one of the catalogue's data files, checked to hold as many objects as were embedded.
+fn open_data_file(manifest: &Manifest, path: &str) -> anyhow::Result<Arc<dyn ObjectSource>> {
+    let Some(known) = manifest.data.iter().find(|d| d.path == path) else {
+        bail!("{path} is not one of the catalogue's data files");
+    };
+    let s = crate::data::open_path(Path::new(path)).with_context(|| {
+        format!("the catalogue's data file {path} (as `astroclip embed --data` named it, relative to where it ran)")
+    })?;
+    if s.len() != known.objects {
+        bail!("{path} holds {} objects, the catalogue was embedded from {}: the file changed", s.len(), known.objects);
+    }
+    Ok(s)
 }
 
 /// The objects of a query file on the catalogue's inputs, and the modality they query with:

@@ -80,7 +80,7 @@ pub fn exact(targets: &Embedded, queries: &[f32], k: usize) -> Vec<Vec<(f32, usi
 
 /// The `k` rows of `targets` most similar to each of `queries` (row-major, unit length).
 pub fn nearest(targets: &Embedded, queries: &[f32], k: usize) -> Vec<Vec<Match>> {
-    matches(top_k(&targets.database(), queries, k, Metric::InnerProduct), &targets.ids)
+    matches(exact(targets, queries, k), &targets.ids)
 }
 
 fn matches(best: Vec<Vec<(f32, usize)>>, ids: &[String]) -> Vec<Vec<Match>> {

@@ -16,10 +16,10 @@ use std::time::Instant;
 use astroclip_builtin::spectrum_tokens::SpecformerTokens;
 use astroclip_builtin::to_rgb::LegacySurveyRgb;
 use astroclip_core::device;
-use astroclip_core::import::{ImportOptions, ImportedModel, import, read_tensor_file};
-use astroclip_plugin_api::{ImageView, ModalityEncoder, Observation, SpectrumView, Tokenizer};
+use astroclip_core::import::{ImportOptions, ImportedModel, TwinIo, import};
+use astroclip_plugin_api::ModalityEncoder;
 use burn::module::Module;
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Tensor;
 use serde::Serialize;
 
 use super::perf::run_reference;
@@ -69,55 +69,9 @@ pub struct ImportReport {
     pub rows: Vec<ImportRow>,
 }
 
-type Tensors = std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-fn get<'a>(io: &'a Tensors, k: &str) -> anyhow::Result<&'a (Vec<usize>, Vec<f32>)> {
-    io.get(k).ok_or_else(|| anyhow::anyhow!("the twin's twin_io.pt has no {k}"))
-}
-
-/// Our tokenizer's `(n, …)` batch of the twin's raw images (g,r,z nanomaggies) or spectra.
-fn tokens(io: &Tensors, tok: &dyn Tokenizer, device: &Device) -> anyhow::Result<Tensor<2>> {
-    let bands: Vec<String> = ["g", "r", "z"].map(String::from).to_vec();
-    let per: usize = tok.output_shape().iter().product();
-    let (shape, images) = get(io, "images")?;
-    let (sshape, spectra) = get(io, "spectra")?;
-    let (n, len, bins) = (shape[0], shape[1] * shape[2] * shape[3], sshape[1]);
-    let wavelength: Vec<f32> = (0..bins).map(|j| 3600.0 + 0.8 * j as f32).collect();
-    let ivar = vec![1f32; bins];
-    let mut out = Vec::with_capacity(n * per);
-    let mut buf = vec![0f32; per];
-    for i in 0..n {
-        let obs = if tok.output_shape().len() == 3 {
-            Observation::Image(ImageView {
-                object_id: "twin",
-                height: shape[1],
-                width: shape[2],
-                bands: &bands,
-                flux: &images[i * len..(i + 1) * len],
-                pixel_scale: 0.262,
-            })
-        } else {
-            Observation::Spectrum(SpectrumView {
-                object_id: "twin",
-                wavelength: &wavelength,
-                flux: &spectra[i * bins..(i + 1) * bins],
-                ivar: &ivar,
-            })
-        };
-        tok.tokenize(&obs, &mut buf).map_err(|e| anyhow::anyhow!("tokenizing the twin's input {i}: {e}"))?;
-        out.extend_from_slice(&buf);
-    }
-    Ok(Tensor::from_data(TensorData::new(out, [n, per]), device))
-}
-
-fn rel_diff(ours: Tensor<2>, theirs: &[f32]) -> f64 {
-    let ours: Vec<f32> = ours.into_data().try_to_vec::<f32>().unwrap_or_default();
-    if ours.len() != theirs.len() {
-        return f64::INFINITY;
-    }
-    let scale = theirs.iter().fold(0f64, |m, v| m.max(v.abs() as f64));
-    let diff = ours.iter().zip(theirs).fold(0f64, |m, (a, b)| m.max((*a as f64 - *b as f64).abs()));
-    diff / scale.max(1e-30)
+/// Our embeddings as values, for [`TwinIo::rel_diff`].
+fn values(t: Tensor<2>) -> anyhow::Result<Vec<f32>> {
+    t.into_data().try_to_vec::<f32>().map_err(|e| anyhow::anyhow!("{e:?}"))
 }
 
 /// Median seconds of `f` over `reps` calls after one untimed call; `f` returns its output so
@@ -171,7 +125,7 @@ pub fn execute(args: &ImportBenchArgs) -> anyhow::Result<ImportReport> {
         image_rel_diff: None,
         spectrum_rel_diff: None,
     });
-    let io = read_tensor_file(&dir.path().join("twin_io.pt"))?;
+    let io = TwinIo::read(&dir.path().join("twin_io.pt"))?;
     report.checkpoint_bytes = std::fs::metadata(dir.path().join("astroclip.ckpt"))?.len();
     for backend in &args.devices {
         let dev = device::parse(backend)?;
@@ -182,8 +136,8 @@ pub fn execute(args: &ImportBenchArgs) -> anyhow::Result<ImportReport> {
         let ImportedModel::AstroClip(model) = imported.model else {
             anyhow::bail!("the twin's astroclip.ckpt did not import as a whole model");
         };
-        let images = tokens(&io, &LegacySurveyRgb::new(144, 1), &dev)?;
-        let spectra = tokens(&io, &SpecformerTokens::new(7781, 1), &dev)?;
+        let images = io.tokens(&LegacySurveyRgb::new(144, 1), &dev)?;
+        let spectra = io.tokens(&SpecformerTokens::new(7781, 1), &dev)?;
         let (img, image_s) = timed(args.reps, || model.image.encode(images.clone()));
         let (spec, spectrum_s) = timed(args.reps, || model.spectrum.encode(spectra.clone()));
         report.rows.push(ImportRow {
@@ -192,8 +146,8 @@ pub fn execute(args: &ImportBenchArgs) -> anyhow::Result<ImportReport> {
             batch: args.batch,
             image_per_s: args.batch as f64 / image_s,
             spectrum_per_s: args.batch as f64 / spectrum_s,
-            image_rel_diff: Some(rel_diff(img, &get(&io, "astroclip_image")?.1)),
-            spectrum_rel_diff: Some(rel_diff(spec, &get(&io, "astroclip_spectrum")?.1)),
+            image_rel_diff: Some(io.rel_diff("astroclip_image", &values(img)?)?),
+            spectrum_rel_diff: Some(io.rel_diff("astroclip_spectrum", &values(spec)?)?),
         });
     }
     Ok(report)

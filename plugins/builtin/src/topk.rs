@@ -4,8 +4,8 @@
 //! burn-flex multiplies with, the database read in place), the best `k` per query kept across
 //! database blocks by partial selection against a running k-th-best bar, query rows spread
 //! over the cores. faiss's `IndexFlatIP`/`IndexFlatL2` work the same way (BLAS products of
-//! query and database blocks, a heap per query); `astroclip bench search` compares the two. Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block whatever the database
-//! size.
+//! query and database blocks, a heap per query); `astroclip bench search` compares the two.
+//! Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block whatever the database size.
 //!
 //! Ties are broken by the lower database index, so results do not depend on blocking or
 //! threads.
