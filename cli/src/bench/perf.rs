@@ -133,6 +133,8 @@ pub struct KnnRow {
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct PerfReport {
     pub threads: usize,
+    /// The score kernel of the k-NN probe's distances on this CPU (`avx512` or `gemm`).
+    pub knn_kernel: String,
     pub steps: Vec<StepRow>,
     pub knn: Vec<KnnRow>,
     /// The PyTorch twin's embeddings against ours, per preset.
@@ -325,7 +327,8 @@ fn time_knn(n_train: usize, args: &PerfArgs, py: Option<&Path>, missing: &mut Ve
 pub fn execute(args: &PerfArgs) -> anyhow::Result<PerfReport> {
     let threads = args.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let py = (!args.no_reference).then(|| python(args));
-    let mut report = PerfReport { threads, ..PerfReport::default() };
+    let knn_kernel = astroclip_builtin::topk::Kernel::detect().name().to_string();
+    let mut report = PerfReport { threads, knn_kernel, ..PerfReport::default() };
     for preset in args.presets.iter().filter(|p| p.as_str() != "none") {
         let cfg = preset_config(args, preset)?;
         for backend in &args.devices {
@@ -406,7 +409,10 @@ impl PerfReport {
                 if same { "the same model" } else { "NOT THE SAME MODEL" }
             );
         }
-        s += "\nZero-shot k-NN probe (standardise, k = 64, distance-weighted; fit + predict, median)\n\n";
+        s += &format!(
+            "\nZero-shot k-NN probe (standardise, k = 64, distance-weighted; fit + predict, median; distances by the {} kernel)\n\n",
+            self.knn_kernel
+        );
         s += "| train / test objects | astroclip s | scikit-learn s | astroclip / scikit-learn time | R² astroclip | R² scikit-learn | max \\|Δ prediction\\| |\n";
         s += "|---|---:|---:|---:|---:|---:|---:|\n";
         let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));

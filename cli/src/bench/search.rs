@@ -18,7 +18,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use astroclip_builtin::topk::{Database, Metric, top_k};
+use astroclip_builtin::topk::{Database, Kernel, Metric, top_k_with};
 use astroclip_core::ann::{AnnIndex, HnswParams, recall_at};
 use astroclip_core::search::normalize;
 use rand::SeedableRng;
@@ -70,6 +70,9 @@ pub struct ExactRow {
     pub queries: usize,
     pub k: usize,
     pub ours_s: f64,
+    /// The same search through the `gemm` crate's product (the kernel used where the CPU has
+    /// no AVX-512), when ours used another one.
+    pub gemm_s: Option<f64>,
     pub faiss_s: Option<f64>,
     pub faiss_version: Option<String>,
     /// Mean fraction of faiss's top-k that ours holds too.
@@ -94,6 +97,8 @@ pub struct HnswRow {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SearchReport {
     pub threads: usize,
+    /// The score kernel of the platform's top-k on this CPU (`avx512` or `gemm`).
+    pub kernel: String,
     pub exact: Vec<ExactRow>,
     pub hnsw: Vec<HnswRow>,
     pub missing: Vec<String>,
@@ -157,18 +162,39 @@ fn ids(best: &[Vec<(f32, usize)>]) -> Vec<Vec<usize>> {
 pub fn execute(args: &SearchBenchArgs) -> anyhow::Result<SearchReport> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let py = (!args.no_reference).then(|| python(args));
-    let mut report = SearchReport { threads, ..SearchReport::default() };
+    let kernel = Kernel::detect();
+    let mut report = SearchReport { threads, kernel: kernel.name().into(), ..SearchReport::default() };
     let (n, nq, k) = (args.rows, args.queries, args.k);
     for &dim in &args.dims {
         tracing::info!("generating {n} × {dim} rows");
         let db = clustered_rows(n, dim, args.seed, 0);
         let queries = clustered_rows(nq, dim, args.seed, 1);
         tracing::info!("exact top-{k} of {nq} queries over {n} × {dim}");
+        let database = Database { rows: &db, n, dim, norms: None };
         let t = Instant::now();
-        let exact = top_k(&Database { rows: &db, n, dim, norms: None }, &queries, k, Metric::InnerProduct);
+        let exact = top_k_with(kernel, &database, &queries, k, Metric::InnerProduct);
         let ours_s = t.elapsed().as_secs_f64();
-        let mut row =
-            ExactRow { rows: n, dim, queries: nq, k, ours_s, faiss_s: None, faiss_version: None, agreement: None };
+        let gemm_s = (kernel != Kernel::Gemm).then(|| {
+            tracing::info!("the same search through the gemm crate");
+            let t = Instant::now();
+            let again = top_k_with(Kernel::Gemm, &database, &queries, k, Metric::InnerProduct);
+            let s = t.elapsed().as_secs_f64();
+            if ids(&again) != ids(&exact) {
+                tracing::warn!("the gemm crate's top-{k} differs from the {} kernel's (near-ties)", kernel.name());
+            }
+            s
+        });
+        let mut row = ExactRow {
+            rows: n,
+            dim,
+            queries: nq,
+            k,
+            ours_s,
+            gemm_s,
+            faiss_s: None,
+            faiss_version: None,
+            agreement: None,
+        };
         if let Some(py) = &py {
             let dir = tempfile::tempdir()?;
             write_f32(&dir.path().join("db.f32"), &db)?;
@@ -232,17 +258,21 @@ pub fn execute(args: &SearchBenchArgs) -> anyhow::Result<SearchReport> {
 impl SearchReport {
     pub fn markdown(&self) -> String {
         let opt = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));
-        let mut s = format!("Exact top-k by inner product (unit rows), {} CPU threads\n\n", self.threads);
-        s += "| rows × dim | queries | k | astroclip s | faiss IndexFlatIP s | astroclip / faiss time | top-k agreement |\n";
-        s += "|---|---:|---:|---:|---:|---:|---:|\n";
+        let mut s = format!(
+            "Exact top-k by inner product (unit rows), {} CPU threads, the {} score kernel\n\n",
+            self.threads, self.kernel
+        );
+        s += "| rows × dim | queries | k | astroclip s | gemm crate s | faiss IndexFlatIP s | astroclip / faiss time | top-k agreement |\n";
+        s += "|---|---:|---:|---:|---:|---:|---:|---:|\n";
         for r in &self.exact {
             s += &format!(
-                "| {} × {} | {} | {} | {:.2} | {} | {} | {} |\n",
+                "| {} × {} | {} | {} | {:.2} | {} | {} | {} | {} |\n",
                 r.rows,
                 r.dim,
                 r.queries,
                 r.k,
                 r.ours_s,
+                opt(r.gemm_s, 2),
                 opt(r.faiss_s, 2),
                 opt(r.faiss_s.map(|f| r.ours_s / f), 2),
                 opt(r.agreement, 4)

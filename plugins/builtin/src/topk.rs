@@ -1,16 +1,21 @@
 //! The one top-k kernel of the platform, shared by `astroclip search` (cosine similarity over
 //! an embedded catalogue) and the `knn` probe (Euclidean neighbours): scores of a block of
-//! queries against a block of database rows by one matrix product (the `gemm` crate that
-//! burn-flex multiplies with, the database read in place), the best `k` per query kept across
+//! queries against a block of database rows by one matrix product (on CPUs with AVX-512 our
+//! own BLIS-style kernel, [`avx512`]; elsewhere the `gemm` crate that burn-flex multiplies
+//! with, the database read in place), the best `k` per query kept across
 //! database blocks by partial selection against a running k-th-best bar, query rows spread
 //! over the cores. faiss's `IndexFlatIP`/`IndexFlatL2` work the same way (BLAS products of
 //! query and database blocks, a heap per query); `astroclip bench search` compares the two.
-//! Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block whatever the database size.
+//! Memory is bounded by one `QUERY_BLOCK × DB_BLOCK` score block (and, on the AVX-512 path, one
+//! packed `DB_BLOCK × 384` panel) whatever the database size.
 //!
 //! Ties are broken by the lower database index, so results do not depend on blocking or
 //! threads.
 
 use rayon::prelude::*;
+
+#[cfg(target_arch = "x86_64")]
+mod avx512;
 
 /// Queries per matrix product.
 pub const QUERY_BLOCK: usize = 1024;
@@ -36,9 +41,58 @@ pub struct Database<'a> {
     pub norms: Option<&'a [f32]>,
 }
 
+/// The matrix-product kernel that computes the score blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kernel {
+    /// Our AVX-512 kernel ([`avx512`]), on x86-64 CPUs with `avx512f`.
+    Avx512,
+    /// The `gemm` crate, on every CPU.
+    Gemm,
+}
+
+impl Kernel {
+    /// The fastest kernel this CPU runs.
+    pub fn detect() -> Self {
+        if Self::Avx512.available() { Self::Avx512 } else { Self::Gemm }
+    }
+
+    /// Whether this CPU runs the kernel.
+    pub fn available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => avx512::available(),
+            #[cfg(not(target_arch = "x86_64"))]
+            Self::Avx512 => false,
+            Self::Gemm => true,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Avx512 => "avx512",
+            Self::Gemm => "gemm",
+        }
+    }
+}
+
 /// `(score, database index)` of the best `k` rows per query, best first. For
 /// [`Metric::SquaredL2`] the score is the (f32, approximate) squared distance.
 pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Vec<Vec<(f32, usize)>> {
+    top_k_with(Kernel::detect(), db, queries, k, metric)
+}
+
+/// [`top_k`] with a chosen score kernel (tests and benchmarks compare the two).
+///
+/// # Panics
+/// When the kernel is not [`Kernel::available`] on this CPU.
+pub fn top_k_with(
+    kernel: Kernel,
+    db: &Database<'_>,
+    queries: &[f32],
+    k: usize,
+    metric: Metric,
+) -> Vec<Vec<(f32, usize)>> {
+    assert!(kernel.available(), "the {} top-k kernel does not run on this CPU", kernel.name());
     let dim = db.dim;
     let nq = queries.len().checked_div(dim).unwrap_or(0);
     let k = k.min(db.n);
@@ -65,7 +119,11 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
             let q0 = qb * QUERY_BLOCK;
             let q = &queries[q0 * dim..(q0 + nqb) * dim];
             let dots = &mut dots[..nqb * nb];
-            scores(q, nqb, block, nb, dim, dots, threads);
+            match kernel {
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => avx512::scores(q, nqb, block, nb, dim, dots, threads),
+                _ => scores(q, nqb, block, nb, dim, dots, threads),
+            }
             let dots = &*dots;
             slots.par_iter_mut().enumerate().for_each(|(row, best)| {
                 let d = &dots[row * nb..(row + 1) * nb];
@@ -100,7 +158,7 @@ pub fn top_k(db: &Database<'_>, queries: &[f32], k: usize, metric: Metric) -> Ve
 }
 
 /// `dots[i, j] = q_i · x_j` for `nq` query rows and `nb` database rows (both row-major, width
-/// `dim`): one matrix product by the `gemm` crate (burn-flex's own kernel), reading the
+/// `dim`), [`Kernel::Gemm`]: one matrix product by the `gemm` crate (burn-flex's own kernel), reading the
 /// database rows in place as the columns of the right-hand side, so no block is copied or
 /// transposed.
 #[allow(unsafe_code)] // gemm's one entry point is unsafe (raw pointers and strides); see SAFETY
@@ -182,8 +240,9 @@ mod tests {
         let rows: Vec<f32> = (0..n * dim).map(|i| ((i * 7919 % 1009) as f32 / 97.0).sin()).collect();
         let queries: Vec<f32> = (0..nq * dim).map(|i| ((i * 104_729 % 997) as f32 / 31.0).cos()).collect();
         let db = Database { rows: &rows, n, dim, norms: None };
-        for metric in [Metric::InnerProduct, Metric::SquaredL2] {
-            let got = top_k(&db, &queries, 7, metric);
+        for (kernel, metric) in kernels().into_iter().flat_map(|k| [(k, Metric::InnerProduct), (k, Metric::SquaredL2)])
+        {
+            let got = top_k_with(kernel, &db, &queries, 7, metric);
             for (qi, g) in got.iter().enumerate().step_by(37) {
                 let q = &queries[qi * dim..(qi + 1) * dim];
                 let qn: f32 = q.iter().map(|v| v * v).sum();
@@ -205,10 +264,63 @@ mod tests {
                 // Scores from the matrix product and from the loop may differ in the last bit;
                 // compare the sets where the 7th and 8th scores are clearly apart.
                 if (all[6].0 - all[7].0).abs() > 1e-4 {
-                    assert_eq!(have, want, "{metric:?} query {qi}");
+                    assert_eq!(have, want, "{kernel:?} {metric:?} query {qi}");
                 }
             }
         }
+    }
+
+    /// Every kernel this CPU runs (the AVX-512 one is checked wherever the CPU has it).
+    fn kernels() -> Vec<Kernel> {
+        [Kernel::Avx512, Kernel::Gemm].into_iter().filter(|k| k.available()).collect()
+    }
+
+    /// Inner products of the score kernels equal f64 sums to f32 rounding for shapes that
+    /// leave partial micro-tiles and panels on every side (1 query, fewer queries than
+    /// threads × 14, dims across the 384-long panel boundary).
+    #[test]
+    fn kernels_compute_inner_products_for_any_shape() {
+        for (nq, nb, dim) in [(1, 1, 1), (1, 70, 385), (13, 33, 383), (29, 31, 768), (200, 97, 5), (45, 4096, 1024)] {
+            let rows: Vec<f32> = (0..nb * dim).map(|i| ((i * 7919 % 1009) as f32 / 97.0).sin()).collect();
+            let queries: Vec<f32> = (0..nq * dim).map(|i| ((i * 104_729 % 997) as f32 / 31.0).cos()).collect();
+            let db = Database { rows: &rows, n: nb, dim, norms: None };
+            for kernel in kernels() {
+                let got = top_k_with(kernel, &db, &queries, nb, Metric::InnerProduct);
+                for (qi, g) in got.iter().enumerate() {
+                    assert_eq!(g.len(), nb);
+                    for &(score, j) in g {
+                        let want: f64 = (0..dim).map(|d| queries[qi * dim + d] as f64 * rows[j * dim + d] as f64).sum();
+                        let tol = 1e-5 * (dim as f64).sqrt().max(1.0);
+                        assert!(
+                            (score as f64 - want).abs() <= tol,
+                            "{kernel:?} {nq}×{nb}×{dim} q{qi} row {j}: {score} vs {want}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// A query's neighbours and scores are bit-identical whether it is searched alone, in a
+    /// batch, or on one thread: the AVX-512 kernel sums every product in one fixed order.
+    #[test]
+    fn a_querys_result_does_not_depend_on_its_batch_or_threads() {
+        if !Kernel::Avx512.available() {
+            eprintln!("this CPU has no avx512f; the gemm crate's order is its own");
+            return;
+        }
+        let (n, dim, nq) = (DB_BLOCK + 300, 400, 60);
+        let rows: Vec<f32> = (0..n * dim).map(|i| ((i * 7919 % 1009) as f32 / 97.0).sin()).collect();
+        let queries: Vec<f32> = (0..nq * dim).map(|i| ((i * 104_729 % 997) as f32 / 31.0).cos()).collect();
+        let db = Database { rows: &rows, n, dim, norms: None };
+        let batch = top_k_with(Kernel::Avx512, &db, &queries, 25, Metric::SquaredL2);
+        let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
+        for qi in [0, 13, 59] {
+            let alone = top_k_with(Kernel::Avx512, &db, &queries[qi * dim..(qi + 1) * dim], 25, Metric::SquaredL2);
+            assert_eq!(alone[0], batch[qi], "query {qi} alone vs in a batch of {nq}");
+        }
+        let serial = one_thread.install(|| top_k_with(Kernel::Avx512, &db, &queries, 25, Metric::SquaredL2));
+        assert_eq!(serial, batch, "one thread vs the pool");
     }
 
     /// Equal scores across blocks and threads keep the lowest indices, in order.
@@ -218,8 +330,9 @@ mod tests {
         let rows = vec![0.5f32; n * dim];
         let queries = vec![1.0f32; 3 * dim];
         let db = Database { rows: &rows, n, dim, norms: None };
-        for metric in [Metric::InnerProduct, Metric::SquaredL2] {
-            for got in top_k(&db, &queries, 20, metric) {
+        for (kernel, metric) in kernels().into_iter().flat_map(|k| [(k, Metric::InnerProduct), (k, Metric::SquaredL2)])
+        {
+            for got in top_k_with(kernel, &db, &queries, 20, metric) {
                 assert_eq!(got.iter().map(|p| p.1).collect::<Vec<_>>(), (0..20).collect::<Vec<_>>(), "{metric:?}");
             }
         }
