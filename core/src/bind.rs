@@ -714,6 +714,19 @@ pub fn execute(
                 );
             }
         }
+        // The new modality's embedding diagnostics, and its alignment with each base modality
+        // it was bound to (same held-out rows as the evaluation's diagnostics).
+        if let Some(d) = eval::diagnose(&[("photometry", &phot_emb)], &test_idx)? {
+            metrics.extend(crate::run::diagnostic_metrics(&d, step));
+        }
+        let rows = &test_idx[..test_idx.len().min(eval::DIAGNOSTIC_ROWS)];
+        for (pair, other) in [("photometry↔image", &img), ("photometry↔spectrum", &spec)] {
+            if other.dim == dim && !rows.is_empty() {
+                let (a, b) = (phot_emb.select(rows), other.select(rows));
+                let v = astroclip_builtin::diagnostics::alignment(&a.values, &b.values, a.n, a.dim)?;
+                metrics.push(Metric::new("eval.alignment", step, v).with_context(format!("split=test,source={pair}")));
+            }
+        }
         metrics.push(Metric::new("data.tokenize_per_sec", 0, tokenize_per_sec));
         registry.log_metrics(&run_id, &metrics)?;
 

@@ -4,9 +4,15 @@
 //! spectrum embeddings of the training set); R² per property; and image→spectrum retrieval
 //! recall@k among the held-out pairs.
 //!
+//! Every evaluation also measures the embedding space itself
+//! ([`astroclip_builtin::diagnostics`]: effective rank, uniformity and PCA variance per
+//! modality, alignment of the pairs) on the held-out objects, so a collapsed embedding shows
+//! in the registry.
+//!
 //! Embeddings are L2-normalised before the probe: the contrastive loss only constrains their
 //! direction, and it puts both modalities on one sphere so cross-modal neighbours make sense.
 
+use astroclip_builtin::diagnostics::{DiagnosticsError, ModalityDiagnostics};
 use astroclip_plugin_api::{ModalityEncoder, ProbeInput};
 use burn::module::Module;
 use burn::tensor::Device;
@@ -146,6 +152,44 @@ pub struct EvalReport {
     /// Supervised baselines: R² of the model's own predictions per source.
     #[serde(default)]
     pub supervised: Vec<R2Row>,
+    /// The embedding space's diagnostics on the held-out objects (absent for supervised
+    /// baselines and with fewer than two held-out objects).
+    #[serde(default)]
+    pub diagnostics: Option<EmbeddingDiagnostics>,
+}
+
+/// Held-out objects the diagnostics use: the first ones of the test split (uniformity costs
+/// n² distances).
+pub const DIAGNOSTIC_ROWS: usize = 4096;
+
+/// Diagnostics of the embedding space ([`astroclip_builtin::diagnostics`]).
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct EmbeddingDiagnostics {
+    /// One per modality embedded (`image`, `spectrum`).
+    pub modalities: Vec<ModalityDiagnostics>,
+    /// Wang & Isola's alignment of each object's image and spectrum embeddings (models that
+    /// embed both).
+    pub alignment: Option<f64>,
+}
+
+/// The diagnostics of already normalised embeddings over the first [`DIAGNOSTIC_ROWS`] of
+/// `test`; `None` with fewer than two.
+pub fn diagnose(modalities: &[(&str, &Embeddings)], test: &[usize]) -> Result<Option<EmbeddingDiagnostics>, EvalError> {
+    let rows = &test[..test.len().min(DIAGNOSTIC_ROWS)];
+    if rows.len() < 2 {
+        return Ok(None);
+    }
+    let selected: Vec<(&str, Embeddings)> = modalities.iter().map(|(s, e)| (*s, e.select(rows))).collect();
+    let mut out = EmbeddingDiagnostics { modalities: vec![], alignment: None };
+    for (source, e) in &selected {
+        out.modalities.push(astroclip_builtin::diagnostics::diagnose(source, &e.values, e.n, e.dim)?);
+    }
+    if let [(_, a), (_, b)] = selected.as_slice()
+        && a.dim == b.dim
+    {
+        out.alignment = Some(astroclip_builtin::diagnostics::alignment(&a.values, &b.values, a.n, a.dim)?);
+    }
+    Ok(Some(out))
 }
 
 pub struct EvalInput<'a> {
@@ -162,8 +206,12 @@ pub struct EvalInput<'a> {
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("evaluation: {0}")]
-pub struct EvalError(#[from] astroclip_plugin_api::ComponentError);
+pub enum EvalError {
+    #[error("evaluation: {0}")]
+    Probe(#[from] astroclip_plugin_api::ComponentError),
+    #[error("evaluation: {0}")]
+    Diagnostics(#[from] DiagnosticsError),
+}
 
 pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
     let img = input.image.clone().normalized();
@@ -175,6 +223,7 @@ pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         rows.push(r2_row(source, neighbours, queries, input)?);
     }
     let recall = retrieval_recall(&img.select(input.test_idx), &spec.select(input.test_idx), input.recall_at);
+    let diagnostics = diagnose(&[("image", &img), ("spectrum", &spec)], input.test_idx)?;
     let mut few_shot = Vec::new();
     if input.few_shot {
         for (source, e) in [("image", &img), ("spectrum", &spec)] {
@@ -188,6 +237,7 @@ pub fn evaluate(input: &EvalInput<'_>) -> Result<EvalReport, EvalError> {
         recall,
         few_shot,
         supervised: vec![],
+        diagnostics,
     })
 }
 
@@ -256,6 +306,7 @@ pub fn evaluate_single(input: &EvalInput<'_>, source: &str) -> Result<EvalReport
         recall: vec![],
         few_shot,
         supervised: vec![],
+        diagnostics: diagnose(&[(source, &img)], input.test_idx)?,
     })
 }
 
@@ -333,6 +384,42 @@ impl EvalReport {
                 out.push_str(&format!("  recall@{k} = {r:.3}"));
             }
             out.push_str(&format!("  (chance @1 = {:.4})\n", 1.0 / self.n_test.max(1) as f64));
+        }
+        if let Some(d) = &self.diagnostics {
+            out.push_str(&d.table());
+        }
+        out
+    }
+}
+
+impl EmbeddingDiagnostics {
+    /// Effective rank, uniformity and PCA variance per modality, then the alignment, as text.
+    pub fn table(&self) -> String {
+        let Some(first) = self.modalities.first() else { return String::new() };
+        let mut out = format!(
+            "embedding diagnostics on {} held-out galaxies (effective rank of at most {}; uniformity: 0 = one point, lower = more spread)\n",
+            first.n, first.dim
+        );
+        out.push_str(&format!(
+            "{:<16}{:>16}{:>12}{:>12}{:>12}{:>12}\n",
+            "embedding", "effective rank", "uniformity", "PC1 var", "PC2 var", "PC1-10 var"
+        ));
+        for m in &self.modalities {
+            let pc = |i: usize| m.pca_variance.get(i).copied().unwrap_or(0.0);
+            out.push_str(&format!(
+                "{:<16}{:>16.2}{:>12.3}{:>12.3}{:>12.3}{:>12.3}\n",
+                m.source,
+                m.effective_rank,
+                m.uniformity,
+                pc(0),
+                pc(1),
+                m.pca_variance.iter().sum::<f64>()
+            ));
+        }
+        if let Some(a) = self.alignment {
+            out.push_str(&format!(
+                "image↔spectrum alignment (mean squared distance of paired unit embeddings) = {a:.3}\n"
+            ));
         }
         out
     }

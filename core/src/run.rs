@@ -462,6 +462,7 @@ fn record_supervised(
         recall: vec![],
         few_shot: vec![],
         supervised: vec![eval::R2Row { source: source.into(), r2 }],
+        diagnostics: None,
     })
 }
 
@@ -597,6 +598,9 @@ fn evaluate_and_record(
             Metric::new(format!("eval.recall_at_{k}"), step, *r).with_context("split=test,source=image→spectrum"),
         );
     }
+    if let Some(d) = &eval_report.diagnostics {
+        metrics.extend(diagnostic_metrics(d, step));
+    }
     if steps_run > 0 {
         metrics.push(Metric::new("train.mean_samples_per_sec", step, samples_per_sec));
     }
@@ -604,6 +608,27 @@ fn evaluate_and_record(
     std::fs::write(run_dir.join("eval.json"), serde_json::to_string_pretty(&eval_report)?)?;
     train::record_artifact(t.registry, t.run_id, t.home, &run_dir.join("eval.json"), "evaluation")?;
     Ok(eval_report)
+}
+
+/// The registry metrics of the embedding diagnostics: `eval.effective_rank`,
+/// `eval.uniformity`, `eval.pca_variance.pc1`…`pc3` and `eval.pca_variance.top2` (what the
+/// report's map shows) per modality, `eval.alignment` of the pairs.
+pub fn diagnostic_metrics(d: &eval::EmbeddingDiagnostics, step: i64) -> Vec<Metric> {
+    let mut out = Vec::new();
+    for m in &d.modalities {
+        let ctx = format!("split=test,source={}", m.source);
+        out.push(Metric::new("eval.effective_rank", step, m.effective_rank).with_context(ctx.clone()));
+        out.push(Metric::new("eval.uniformity", step, m.uniformity).with_context(ctx.clone()));
+        for (i, v) in m.pca_variance.iter().take(3).enumerate() {
+            out.push(Metric::new(format!("eval.pca_variance.pc{}", i + 1), step, *v).with_context(ctx.clone()));
+        }
+        let top2: f64 = m.pca_variance.iter().take(2).sum();
+        out.push(Metric::new("eval.pca_variance.top2", step, top2).with_context(ctx));
+    }
+    if let Some(a) = d.alignment {
+        out.push(Metric::new("eval.alignment", step, a).with_context("split=test,source=image↔spectrum"));
+    }
+    out
 }
 
 /// Embeddings of every object as safetensors: `image` and `spectrum` (N, dim) float32,

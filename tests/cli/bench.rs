@@ -87,7 +87,11 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let cell: f64 = lines[1].split('|').nth(4).unwrap().trim().parse().unwrap();
     assert!((r2 - cell).abs() < 0.0005, "{r2} vs {cell}");
     // Retrieval: only AstroCLIP has both modalities; its recall@1 is the one its run recorded.
-    let retrieval: Vec<&str> = t.lines().skip_while(|l| !l.starts_with("Cross-modal retrieval")).collect();
+    let retrieval: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("Cross-modal retrieval"))
+        .take_while(|l| !l.starts_with("Embedding diagnostics"))
+        .collect();
     assert!(retrieval.iter().any(|l| l.starts_with("| model | recall@1 |")), "{t}");
     let clip_row = retrieval.iter().find(|l| l.starts_with("| AstroCLIP |")).unwrap_or_else(|| panic!("{t}"));
     assert!(!retrieval.iter().any(|l| l.starts_with("| MoCo")), "{t}");
@@ -98,6 +102,42 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let rec: f64 = clip[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
     let cell: f64 = clip_row.split('|').nth(2).unwrap().trim().parse().unwrap();
     assert!((rec - cell).abs() < 0.0005, "{rec} vs {cell}");
+    // Diagnostics: one row per embedding model and modality (none for the supervised
+    // baselines); AstroCLIP's image effective rank is the one its run recorded.
+    let diag: Vec<&str> = t
+        .lines()
+        .skip_while(|l| !l.starts_with("| model | embedding | effective rank"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    let names: Vec<String> = diag.iter().map(|l| l.split('|').take(3).collect::<Vec<_>>().join("|")).collect();
+    assert_eq!(
+        names,
+        [
+            "| AstroCLIP | image ",
+            "| AstroCLIP | spectrum ",
+            "| MoCo v2 | image ",
+            "| SpecFormer (masked) | spectrum ",
+            "| Two-stage | image ",
+            "| Two-stage | spectrum "
+        ],
+        "{t}"
+    );
+    let clip = json(&run(
+        home.path(),
+        &[
+            "runs",
+            "list",
+            "--json",
+            "--where",
+            "params.objective.freeze_backbones = false and params.objective.kind = clip \
+             and metrics.eval.effective_rank[source=image] > 0",
+        ],
+    ));
+    assert_eq!(clip.as_array().unwrap().len(), 1, "{clip}");
+    let rank: f64 = clip[0]["fields"][2][1].as_str().unwrap().parse().unwrap();
+    let cell: f64 = diag[0].split('|').nth(3).unwrap().trim().parse().unwrap();
+    assert!((rank - cell).abs() < 0.005, "{rank} vs {cell}");
 
     let second = run(home.path(), &["bench", suite.to_str().unwrap()]);
     let t2 = text(&second);

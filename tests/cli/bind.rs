@@ -97,6 +97,19 @@ fn bind_photometry_into_a_frozen_embedding_from_plugins() {
         shown.contains("photometry-mlp/mlp") && shown.contains("plugins.tokenizer") && shown.contains("base.run_id"),
         "{shown}"
     );
+    // …and the new modality's embedding diagnostics, with its alignment to both base modalities.
+    for (key, source) in [
+        ("eval.effective_rank", "photometry"),
+        ("eval.uniformity", "photometry"),
+        ("eval.alignment", "photometry↔image"),
+        ("eval.alignment", "photometry↔spectrum"),
+    ] {
+        assert_eq!(
+            metric_rows(home.path(), &id, key).len(),
+            if key == "eval.alignment" { 2 } else { 1 },
+            "{key} [{source}] in {shown}"
+        );
+    }
 
     // The encoder can be a WASM plugin too (tensor interface as imported host functions).
     let wasm_enc = bind_file(home.path(), &repo().join("plugins/examples/wasm-mlp-encoder"), "");

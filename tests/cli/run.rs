@@ -49,6 +49,51 @@ fn few_step_train_is_recorded_in_the_registry() {
 
     let human = run(home.path(), &["runs", "list"]);
     assert!(text(&human).contains(id), "{}", text(&human));
+
+    // Embedding diagnostics are recorded for both modalities and the pairs; the alignment
+    // equals mean ‖a − b‖² of the unit test embeddings stored in the run's artifact.
+    let metric = |key: &str, source: &str| {
+        metrics
+            .iter()
+            .find(|m| m["key"] == key && m["context"] == format!("split=test,source={source}"))
+            .and_then(|m| m["value"].as_f64())
+            .unwrap_or_else(|| panic!("no {key} for {source} in {metrics:?}"))
+    };
+    let emb = show["artifacts"].as_array().unwrap().iter().find(|a| a["kind"] == "embeddings").unwrap();
+    let bytes = std::fs::read(home.path().join(emb["path"].as_str().unwrap())).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let rows = |name: &str| -> (Vec<Vec<f64>>, usize) {
+        let t = st.tensor(name).unwrap();
+        let d = t.shape()[1];
+        let v: Vec<f32> = bytemuck::pod_collect_to_vec(t.data());
+        (v.chunks(d).map(|r| r.iter().map(|&x| x as f64).collect()).collect(), d)
+    };
+    let (img, dim) = rows("image");
+    let (spec, _) = rows("spectrum");
+    let is_test: Vec<f32> = bytemuck::pod_collect_to_vec(st.tensor("is_test").unwrap().data());
+    let unit = |v: &[f64]| {
+        let n = v.iter().map(|x| x * x).sum::<f64>().sqrt();
+        v.iter().map(|x| x / n).collect::<Vec<f64>>()
+    };
+    let test: Vec<usize> = (0..is_test.len()).filter(|&i| is_test[i] > 0.5).collect();
+    let want: f64 = test
+        .iter()
+        .map(|&i| unit(&img[i]).iter().zip(unit(&spec[i])).map(|(a, b)| (a - b).powi(2)).sum::<f64>())
+        .sum::<f64>()
+        / test.len() as f64;
+    let got = metric("eval.alignment", "image↔spectrum");
+    assert!((got - want).abs() < 1e-5, "alignment {got}, recomputed {want}");
+    for source in ["image", "spectrum"] {
+        let rank = metric("eval.effective_rank", source);
+        assert!(rank >= 1.0 && rank <= dim as f64, "{source} effective rank {rank}");
+        let u = metric("eval.uniformity", source);
+        assert!((-4.0..=0.0).contains(&u), "{source} uniformity {u}");
+        let (p1, p2) = (metric("eval.pca_variance.pc1", source), metric("eval.pca_variance.pc2", source));
+        assert!(p1 >= p2 && p2 >= metric("eval.pca_variance.pc3", source) && p1 <= 1.0, "{source}: {p1} {p2}");
+        assert!((metric("eval.pca_variance.top2", source) - (p1 + p2)).abs() < 1e-12);
+    }
+    let shown = text(&run(home.path(), &["runs", "show", id]));
+    assert!(shown.contains("eval.effective_rank") && shown.contains("eval.alignment"), "{shown}");
 }
 
 #[test]

@@ -304,6 +304,11 @@ fn runs_report_renders_in_headless_chromium() {
     {
         assert!(html.contains(part), "{part} missing");
     }
+    // The diagnostics table has a row per run and modality, and the map states its variance.
+    let table = html.split("id=\"diagnostics\"").nth(1).expect("a diagnostics table").split("</table>").next().unwrap();
+    assert_eq!(table.matches("<tr><td>").count(), 4, "{table}");
+    let held = html.split("id=\"map-variance\">").nth(1).expect("the map's variance").split('<').next().unwrap();
+    assert!(held.starts_with("The two axes hold") && held.contains("% together"), "{held}");
     let Some(dom) = chromium_dom(&page) else { return };
     let attr = |name: &str| dom_attr(&dom, name);
     assert_eq!(attr("data-svg-plots"), 4, "two curves in each of two plots");

@@ -125,6 +125,48 @@ ref["knn"] = {"sklearn": sklearn.__version__, "k": 5, "d": 3,
               "pred": pred.tolist(), "r2": float(r2_score(yte, pred))}
 
 
+# --- Embedding diagnostics: Roy & Vetterli effective rank (RankMe's formula without its 1e-7),
+# Wang & Isola align_loss / uniform_loss (alpha 2, t 2), scikit-learn PCA variance ratios,
+# NumPy eigvalsh -> plugins/builtin/tests/golden.rs::embedding_diagnostics_match_numpy
+from sklearn.decomposition import PCA
+
+rng = np.random.default_rng(7)
+n, d = 60, 12
+lat = rng.normal(size=(n, 3))
+img = lat @ rng.normal(size=(3, d)) + 0.3 * rng.normal(size=(n, d))
+spec = img + 0.5 * rng.normal(size=(n, d))
+img = (img / np.linalg.norm(img, axis=1, keepdims=True)).astype(np.float32)
+spec = (spec / np.linalg.norm(spec, axis=1, keepdims=True)).astype(np.float32)
+x64, y64 = img.astype(np.float64), spec.astype(np.float64)
+
+
+def effective_rank(x):
+    s = np.linalg.svd(x, compute_uv=False)
+    p = s / s.sum()
+    p = p[p > 0]
+    return float(np.exp(-(p * np.log(p)).sum()))
+
+
+def uniformity(x, t=2.0):
+    sq = ((x[:, None, :] - x[None, :, :]) ** 2).sum(-1)
+    iu = np.triu_indices(len(x), k=1)
+    return float(np.log(np.exp(-t * sq[iu]).mean()))
+
+
+sym = rng.normal(size=(20, 20))
+sym = sym + sym.T
+wide = img[:5]  # fewer rows than columns: the rank comes from the row Gram matrix
+ref["diagnostics"] = {
+    "n": n, "d": d, "image": img.ravel().tolist(), "spectrum": spec.ravel().tolist(),
+    "effective_rank_image": effective_rank(x64), "effective_rank_spectrum": effective_rank(y64),
+    "effective_rank_wide": effective_rank(wide.astype(np.float64)),
+    "uniformity_image": uniformity(x64), "uniformity_spectrum": uniformity(y64),
+    "alignment": float((np.linalg.norm(x64 - y64, axis=1) ** 2).mean()),
+    "pca_variance_image": PCA().fit(x64).explained_variance_ratio_[:10].tolist(),
+    "symmetric": sym.ravel().tolist(), "eigenvalues": np.linalg.eigvalsh(sym).tolist(),
+}
+
+
 # --- write or compare ---------------------------------------------------------------------
 def differences(want, got, path="$"):
     """Where two reference trees differ: structure exactly, numbers to 1e-12 relative."""

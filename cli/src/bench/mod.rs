@@ -97,6 +97,21 @@ pub struct RetrievalRow {
     pub recall: Vec<(usize, f64)>,
 }
 
+/// The embedding diagnostics of one model's embedding of one modality (the run's
+/// `eval.effective_rank`, `eval.uniformity`, `eval.pca_variance.*`, `eval.alignment`).
+#[derive(Debug, Clone, Serialize)]
+pub struct DiagnosticsRow {
+    pub model: String,
+    pub run: String,
+    pub source: String,
+    pub effective_rank: f64,
+    pub uniformity: Option<f64>,
+    pub pc1: Option<f64>,
+    pub pc2: Option<f64>,
+    /// Of the image and spectrum embeddings of the same objects (two-modality models).
+    pub alignment: Option<f64>,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct SuiteTable {
     pub name: String,
@@ -104,6 +119,8 @@ pub struct SuiteTable {
     pub rows: Vec<SuiteRow>,
     /// Models with both modalities (image-only baselines have no retrieval).
     pub retrieval: Vec<RetrievalRow>,
+    /// Models whose runs recorded embedding diagnostics (not the supervised baselines).
+    pub diagnostics: Vec<DiagnosticsRow>,
     /// Runs trained by this invocation (the others were reused).
     pub trained: Vec<String>,
 }
@@ -132,6 +149,20 @@ impl SuiteTable {
             for r in &self.retrieval {
                 let vals: Vec<String> = r.recall.iter().map(|(_, v)| format!("{v:.3}")).collect();
                 out.push_str(&format!("| {} | {} |\n", r.model, vals.join(" | ")));
+            }
+        }
+        if !self.diagnostics.is_empty() {
+            out.push_str(&format!("\n{DIAGNOSTICS_CAPTION}\n\n"));
+            out.push_str(
+                "| model | embedding | effective rank | uniformity | PC1 variance | PC2 variance | alignment |\n",
+            );
+            out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
+            for r in &self.diagnostics {
+                let [u, p1, p2, a] = r.cells();
+                out.push_str(&format!(
+                    "| {} | {} | {:.2} | {u} | {p1} | {p2} | {a} |\n",
+                    r.model, r.source, r.effective_rank
+                ));
             }
         }
         out
@@ -174,7 +205,36 @@ impl SuiteTable {
             }
             out.push_str("</table>\n");
         }
+        if !self.diagnostics.is_empty() {
+            out.push_str(&format!(
+                "<h2>Embedding diagnostics</h2><p>{}</p><table><tr><th>model<th>embedding<th>effective rank\
+                 <th>uniformity<th>PC1 variance<th>PC2 variance<th>alignment</tr>",
+                esc(DIAGNOSTICS_CAPTION)
+            ));
+            for r in &self.diagnostics {
+                let [u, p1, p2, a] = r.cells();
+                out.push_str(&format!(
+                    "<tr><td>{}<td>{}<td class=n>{:.2}<td class=n>{u}<td class=n>{p1}<td class=n>{p2}<td class=n>{a}</tr>",
+                    esc(&r.model),
+                    esc(&r.source),
+                    r.effective_rank
+                ));
+            }
+            out.push_str("</table>\n");
+        }
         out
+    }
+}
+
+const DIAGNOSTICS_CAPTION: &str = "Embedding diagnostics on the held-out objects: effective rank (1 = collapsed onto \
+     one axis), uniformity (Wang & Isola, t = 2; lower = more spread), variance fraction of the first two principal \
+     axes, alignment of each object's image and spectrum embeddings (mean squared distance of unit vectors)";
+
+impl DiagnosticsRow {
+    /// Uniformity, PC1, PC2 and alignment as table cells (— when absent).
+    fn cells(&self) -> [String; 4] {
+        let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.3}"));
+        [f(self.uniformity), f(self.pc1), f(self.pc2), f(self.alignment)]
     }
 }
 
@@ -238,6 +298,7 @@ pub fn execute(
     let mut trained = Vec::new();
     let mut properties = Vec::new();
     let mut retrieval = Vec::new();
+    let mut diagnostics = Vec::new();
     let mut run_of: Vec<(String, String)> = Vec::new();
     for m in &models {
         let m = &with_references(m, &run_of, file)?;
@@ -283,6 +344,23 @@ pub fn execute(
         if !recall.is_empty() && recall.len() == cfg.eval.recall_at.len() {
             retrieval.push(RetrievalRow { model: m.name.clone(), run: id.clone(), recall });
         }
+        let metric = |key: &str, source: &str| {
+            latest.iter().find(|x| x.key == key && x.context == format!("split=test,source={source}")).map(|x| x.value)
+        };
+        for source in ["image", "spectrum"] {
+            if let Some(effective_rank) = metric("eval.effective_rank", source) {
+                diagnostics.push(DiagnosticsRow {
+                    model: m.name.clone(),
+                    run: id.clone(),
+                    source: source.into(),
+                    effective_rank,
+                    uniformity: metric("eval.uniformity", source),
+                    pc1: metric("eval.pca_variance.pc1", source),
+                    pc2: metric("eval.pca_variance.pc2", source),
+                    alignment: metric("eval.alignment", "image↔spectrum"),
+                });
+            }
+        }
         for (prefix, source, protocol) in [
             ("eval.r2", "image", "zero-shot (k-NN)"),
             ("eval.mlp_r2", "image", "few-shot (MLP)"),
@@ -325,7 +403,7 @@ pub fn execute(
         |s: &str| ["image", "spectrum", "photometry", "image→spectrum"].iter().position(|x| *x == s).unwrap_or(9);
     let protocol = |p: &str| ["zero-shot", "few-shot", "supervised"].iter().position(|x| p.starts_with(x)).unwrap_or(9);
     rows.sort_by_key(|r| (order(&r.source), protocol(&r.protocol)));
-    let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, retrieval, trained };
+    let table = SuiteTable { name: suite.bench.name.clone(), properties, rows, retrieval, diagnostics, trained };
     let out_dir = home.join("bench");
     std::fs::create_dir_all(&out_dir)?;
     let md = out_dir.join(format!("{}.md", suite.bench.name));

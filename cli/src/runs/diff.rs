@@ -31,12 +31,13 @@ pub struct MetricRow {
     pub samples: i64,
 }
 
-/// Lower is better for losses, errors and waiting; higher for R², recall and throughput;
-/// nothing is "best" about a learning rate or a logit scale.
+/// Lower is better for losses, errors, waiting, and an embedding's uniformity and alignment
+/// (Wang & Isola); higher for R², recall, throughput and effective rank; nothing is "best"
+/// about a learning rate, a logit scale or a PCA variance fraction.
 fn better(key: &str) -> Option<&'static str> {
-    if ["loss", "error", "wait", "skipped"].iter().any(|k| key.contains(k)) {
+    if ["loss", "error", "wait", "skipped", "uniformity", "alignment"].iter().any(|k| key.contains(k)) {
         Some("lower")
-    } else if ["r2", "recall", "per_sec", "accuracy"].iter().any(|k| key.contains(k)) {
+    } else if ["r2", "recall", "per_sec", "accuracy", "effective_rank"].iter().any(|k| key.contains(k)) {
         Some("higher")
     } else {
         None

@@ -178,6 +178,7 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
         h.push_str("</tr>");
     }
     h.push_str("</table>");
+    diagnostics_table(&mut h, &details);
     // Embedding map and retrieval examples from the first run with stored embeddings.
     if let Some(d) = details
         .iter()
@@ -203,7 +204,21 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
         let z = source.truth_column("redshift").map(<[f32]>::to_vec);
         let test: Vec<usize> = emb.test.iter().copied().take(1000).collect();
         if let (Some(z), false) = (z, test.is_empty()) {
-            let pts = pca2(&test.iter().map(|&i| unit(&emb.image[i])).collect::<Vec<_>>());
+            let units: Vec<Vec<f64>> = test.iter().map(|&i| unit(&emb.image[i])).collect();
+            let pts = pca2(&units);
+            // The variance the two axes hold, from the same rows.
+            let flat: Vec<f32> = units.iter().flatten().map(|&v| v as f32).collect();
+            let dim = units[0].len();
+            let held = match astroclip_builtin::diagnostics::pca_variance(&flat, units.len(), dim, 2) {
+                Ok(v) if v.len() == 2 => format!(
+                    "The two axes hold {:.1} % and {:.1} % of the variance ({:.1} % together)",
+                    100.0 * v[0],
+                    100.0 * v[1],
+                    100.0 * (v[0] + v[1])
+                ),
+                Ok(_) => "The embedding has fewer than two dimensions".to_string(),
+                Err(e) => format!("The variance of the axes could not be computed ({e})"),
+            };
             let (zmin, zmax) =
                 test.iter().fold((f64::MAX, f64::MIN), |(a, b), &i| (a.min(z[i] as f64), b.max(z[i] as f64)));
             let (x0, x1, y0, y1) = pts.iter().fold((f64::MAX, f64::MIN, f64::MAX, f64::MIN), |(a, b, c, e), p| {
@@ -211,7 +226,7 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
             });
             let _ = write!(
                 h,
-                r##"<h2>Embedding map</h2><p>Held-out image embeddings of run <code>{}</code>, first two principal axes, coloured by redshift ({zmin:.3} dark → {zmax:.3} yellow).</p><svg id="embedding-map" width="520" height="520" viewBox="0 0 520 520"><rect width="520" height="520" fill="white" stroke="#ccc"/>"##,
+                r##"<h2>Embedding map</h2><p>Held-out image embeddings of run <code>{}</code>, first two principal axes, coloured by redshift ({zmin:.3} dark → {zmax:.3} yellow). <span id="map-variance">{held}</span>.</p><svg id="embedding-map" width="520" height="520" viewBox="0 0 520 520"><rect width="520" height="520" fill="white" stroke="#ccc"/>"##,
                 &d.summary.id[..8]
             );
             for (k, p) in pts.iter().enumerate() {
@@ -256,6 +271,46 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
         }
     }
     Ok(finish(h))
+}
+
+/// The embedding diagnostics of every run (registry metrics written by the evaluation):
+/// effective rank, uniformity and the PCA variance of the leading axes per modality, and the
+/// alignment of the pairs.
+fn diagnostics_table(h: &mut String, details: &[RunDetail]) {
+    let mut rows = Vec::new();
+    for d in details {
+        let get = |key: &str, source: &str| {
+            d.latest_metrics
+                .iter()
+                .find(|m| m.key == key && m.context.split(',').any(|c| c == format!("source={source}")))
+                .map(|m| m.value)
+        };
+        let alignment = get("eval.alignment", "image↔spectrum");
+        for source in ["image", "spectrum"] {
+            let Some(rank) = get("eval.effective_rank", source) else { continue };
+            let f = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));
+            rows.push(format!(
+                "<tr><td><code>{}</code></td><td>{source}</td><td>{rank:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                &d.summary.id[..8],
+                f(get("eval.uniformity", source), 3),
+                f(get("eval.pca_variance.pc1", source), 3),
+                f(get("eval.pca_variance.pc2", source), 3),
+                f(alignment, 3),
+            ));
+        }
+    }
+    if rows.is_empty() {
+        return;
+    }
+    h.push_str(
+        "<h2>Embedding diagnostics (held-out)</h2><p>Effective rank (Roy &amp; Vetterli 2007; 1 = collapsed onto one \
+         axis), uniformity (Wang &amp; Isola 2020, t = 2; lower = more spread, 0 = collapsed to a point), variance \
+         fraction of the first two principal axes, and alignment of each object's image and spectrum embeddings \
+         (mean squared distance; lower = closer pairs).</p><table id=\"diagnostics\"><tr><th>run</th><th>embedding</th>\
+         <th>effective rank</th><th>uniformity</th><th>PC1 variance</th><th>PC2 variance</th><th>alignment</th></tr>",
+    );
+    rows.iter().for_each(|r| h.push_str(r));
+    h.push_str("</table>");
 }
 
 /// Closes the page with a self-check for headless browsers (and curious readers): how many

@@ -10,7 +10,9 @@
 //! | `infonce` | symmetric InfoNCE contrastive loss | [`infonce`] |
 //! | `knn` | distance-weighted k-NN regression probe | [`knn`] |
 //! | — | the top-k kernel of search and the k-NN probe | [`topk`] |
+//! | — | embedding diagnostics (effective rank, alignment, uniformity, PCA) | [`diagnostics`] |
 
+pub mod diagnostics;
 pub mod head;
 pub mod infonce;
 pub mod knn;

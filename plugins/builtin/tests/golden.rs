@@ -195,3 +195,36 @@ fn knn_blocked_search_equals_brute_force() {
     assert_eq!(got[10], ytr[5]);
     assert_eq!(got[300], ytr[6]);
 }
+
+/// Effective rank, uniformity, alignment and PCA variance fractions of a fixed pair of
+/// embedding sets equal NumPy's SVD, Wang & Isola's formulas and scikit-learn's
+/// `PCA.explained_variance_ratio_`; the eigenvalue solver equals `numpy.linalg.eigvalsh`.
+#[test]
+fn embedding_diagnostics_match_numpy() {
+    use astroclip_builtin::diagnostics::{alignment, effective_rank, pca_variance, symmetric_eigenvalues, uniformity};
+    let r = reference("diagnostics");
+    let (n, d) = (num(&r, "n") as usize, num(&r, "d") as usize);
+    let (img, spec) = (f32s(&r, "image"), f32s(&r, "spectrum"));
+    let close = |got: f64, key: &str| {
+        let want = num(&r, key);
+        assert!((got - want).abs() <= 1e-9 * (1.0 + want.abs()), "{key}: got {got}, reference {want}");
+    };
+    close(effective_rank(&img, n, d).unwrap(), "effective_rank_image");
+    close(effective_rank(&spec, n, d).unwrap(), "effective_rank_spectrum");
+    close(effective_rank(&img[..5 * d], 5, d).unwrap(), "effective_rank_wide");
+    close(uniformity(&img, n, d).unwrap(), "uniformity_image");
+    close(uniformity(&spec, n, d).unwrap(), "uniformity_spectrum");
+    close(alignment(&img, &spec, n, d).unwrap(), "alignment");
+    let pca = pca_variance(&img, n, d, 10).unwrap();
+    let want = f64s(&r, "pca_variance_image");
+    assert_eq!(pca.len(), want.len());
+    for (i, (g, w)) in pca.iter().zip(&want).enumerate() {
+        assert!((g - w).abs() <= 1e-9, "pca_variance[{i}]: got {g}, reference {w}");
+    }
+    let sym = f64s(&r, "symmetric");
+    let mut ev = symmetric_eigenvalues(sym, 20).unwrap();
+    ev.sort_by(f64::total_cmp);
+    for (i, (g, w)) in ev.iter().zip(&f64s(&r, "eigenvalues")).enumerate() {
+        assert!((g - w).abs() <= 1e-10 * (1.0 + w.abs()), "eigenvalue {i}: got {g}, reference {w}");
+    }
+}
