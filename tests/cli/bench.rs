@@ -208,3 +208,55 @@ fn bench_perf_times_step_and_knn_against_references() {
     assert!(t.contains("reference not run — PyTorch") && t.contains("cannot start /nonexistent/python"), "{t}");
     assert!(t.contains("scripts/setup-bench.sh") && t.contains("| 200 / 50 |"), "{t}");
 }
+
+/// `astroclip bench search` at a small size: both widths' exact top-10 agree with faiss's
+/// `IndexFlatIP` on the same rows (where the bench venv is required, faiss must run), the
+/// `gemm` crate is timed beside the AVX-512 kernel wherever that one is used, and the HNSW
+/// index finds most of the exact neighbours. Timings are reported, never asserted.
+#[test]
+fn bench_search_agrees_with_faiss_and_reports_the_kernel() {
+    let home = tempfile::tempdir().unwrap();
+    let mut args = vec![
+        "bench",
+        "search",
+        "--rows",
+        "5000",
+        "--dims",
+        "64,16",
+        "--hnsw-dims",
+        "16",
+        "--queries",
+        "200",
+        "--ef-construction",
+        "100",
+        "--ef-search",
+        "64",
+    ];
+    let python = std::env::var("ASTROCLIP_BENCH_PYTHON").ok();
+    match &python {
+        Some(py) => args.extend(["--python", py]),
+        None => args.push("--no-reference"),
+    }
+    let out = run(home.path(), &args);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(home.path().join("bench/search.json")).unwrap()).unwrap();
+    let kernel = astroclip_builtin::topk::Kernel::detect();
+    assert_eq!(report["kernel"], kernel.name(), "{t}");
+    assert!(t.contains(&format!("the {} score kernel", kernel.name())), "{t}");
+    let exact = report["exact"].as_array().unwrap();
+    assert_eq!(exact.len(), 2, "{t}");
+    for row in exact {
+        assert_eq!(row["gemm_s"].is_null(), kernel == astroclip_builtin::topk::Kernel::Gemm, "{row}");
+        match row["agreement"].as_f64() {
+            Some(a) => assert!(a >= 0.99, "top-10 agreement with faiss {a}: {t}"),
+            // .venv-torch (scripts/setup-bench.sh) has faiss-cpu; CI requires it.
+            None => assert!(std::env::var("ASTROCLIP_REQUIRE_TORCH").is_err(), "faiss did not run: {t}"),
+        }
+    }
+    let hnsw = report["hnsw"].as_array().unwrap();
+    assert_eq!(hnsw.len(), 1, "{t}");
+    let recall = hnsw[0]["recall"].as_f64().unwrap();
+    assert!(recall > 0.8 && recall <= 1.0, "HNSW recall@10 {recall}: {t}");
+}
