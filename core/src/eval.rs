@@ -346,6 +346,9 @@ impl EvalReport {
                 let mean = row.r2.iter().map(|(_, v)| v).sum::<f64>() / row.r2.len().max(1) as f64;
                 out.push_str(&format!("{mean:>12.3}\n"));
             }
+            if let Some(d) = &self.diagnostics {
+                out.push_str(&d.table());
+            }
             return out;
         }
         let props: Vec<&str> =

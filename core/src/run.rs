@@ -440,6 +440,7 @@ fn record_supervised(
     r2: Vec<(String, f64)>,
     n: (usize, usize),
     samples_per_sec: Option<f64>,
+    diagnostics: Option<eval::EmbeddingDiagnostics>,
 ) -> anyhow::Result<EvalReport> {
     let step = t.cfg.train.steps as i64;
     let mut metrics: Vec<Metric> = r2
@@ -450,6 +451,9 @@ fn record_supervised(
         .collect();
     if let Some(rate) = samples_per_sec {
         metrics.push(Metric::new("train.mean_samples_per_sec", step, rate));
+    }
+    if let Some(d) = &diagnostics {
+        metrics.extend(diagnostic_metrics(d, step));
     }
     t.registry.log_metrics(t.run_id, &metrics)?;
     let path = run_dir.join("eval.json");
@@ -462,7 +466,7 @@ fn record_supervised(
         recall: vec![],
         few_shot: vec![],
         supervised: vec![eval::R2Row { source: source.into(), r2 }],
-        diagnostics: None,
+        diagnostics,
     })
 }
 
@@ -492,8 +496,14 @@ fn supervised_and_evaluate(
     if report.stopped_at.is_some() {
         return Ok((None, report.samples_per_sec));
     }
-    let pred =
+    let (pred, features) =
         crate::supervised::predict(&report.model, modality, t.data, &test_idx, &scaler, cfg.eval.batch_size, t.device)?;
+    // The encoder's features (the head's input) of the held-out objects are this model's
+    // embedding: diagnosed like every other one.
+    let dim = report.model.encoder.embed_dim();
+    let features = eval::Embeddings { n: test_idx.len(), dim, values: features }.normalized();
+    let all: Vec<usize> = (0..test_idx.len()).collect();
+    let diagnostics = eval::diagnose(&[(modality.name(), &features)], &all)?;
     let r2 = cfg
         .eval
         .properties
@@ -506,7 +516,7 @@ fn supervised_and_evaluate(
         })
         .collect();
     let rate = (report.steps_run > 0).then_some(report.samples_per_sec);
-    let rep = record_supervised(t, run_dir, modality.name(), r2, (train_idx.len(), test_idx.len()), rate)?;
+    let rep = record_supervised(t, run_dir, modality.name(), r2, (train_idx.len(), test_idx.len()), rate, diagnostics)?;
     Ok((Some(rep), report.samples_per_sec))
 }
 
@@ -539,7 +549,8 @@ fn photometry_baseline(t: &TrainEval<'_>, run_dir: &Path) -> anyhow::Result<(Opt
         .collect();
     t.registry.log_params(t.run_id, &[("photometry.bands".into(), phot.bands.join(","))])?;
     let r2 = crate::supervised::photometry_r2(&features, phot.bands.len(), &train_idx, &test_idx, &targets)?;
-    let rep = record_supervised(t, run_dir, "photometry", r2, (train_idx.len(), test_idx.len()), None)?;
+    // One MLP per property: no shared embedding to diagnose.
+    let rep = record_supervised(t, run_dir, "photometry", r2, (train_idx.len(), test_idx.len()), None, None)?;
     Ok((Some(rep), 0.0))
 }
 

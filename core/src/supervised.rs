@@ -136,7 +136,9 @@ impl Objective for Supervised<'_> {
     }
 }
 
-/// Predictions (in the targets' units) for the objects `idx`, evaluation mode, no autodiff.
+/// Predictions (in the targets' units) for the objects `idx`, evaluation mode, no autodiff,
+/// per property; and the encoder's features (the linear head's input) of the same objects,
+/// row-major `(idx.len(), embed_dim)`, for the embedding diagnostics.
 pub fn predict(
     model: &Regressor,
     modality: Modality,
@@ -145,8 +147,9 @@ pub fn predict(
     scaler: &Standardizer,
     batch: usize,
     device: &burn::tensor::Device,
-) -> Result<Vec<Vec<f32>>, crate::data::DataError> {
+) -> Result<(Vec<Vec<f32>>, Vec<f32>), crate::data::DataError> {
     let valid = model.valid();
+    let mut features = Vec::with_capacity(idx.len() * valid.encoder.embed_dim());
     let inner = device.clone().inner();
     let n_props = scaler.mean.len();
     let mut out = vec![vec![0f32; idx.len()]; n_props];
@@ -167,7 +170,9 @@ pub fn predict(
             Modality::Image => images,
             Modality::Spectrum => spectra,
         };
-        let pred = valid.forward(x).into_data().try_to_vec::<f32>().unwrap_or_default();
+        let f = valid.encoder.encode(x);
+        let pred = valid.head.forward(f.clone()).into_data().try_to_vec::<f32>().unwrap_or_default();
+        features.extend(f.into_data().try_to_vec::<f32>().unwrap_or_default());
         for r in 0..m {
             for p in 0..n_props {
                 out[p][row + r] = (pred[r * n_props + p] as f64 * scaler.std[p] + scaler.mean[p]) as f32;
@@ -175,7 +180,7 @@ pub fn predict(
         }
         row += m;
     }
-    Ok(out)
+    Ok((out, features))
 }
 
 /// Softening of the photometry features, in the survey's flux unit (nanomaggies): fluxes far

@@ -102,8 +102,9 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
     let rec: f64 = clip[0]["fields"][1][1].as_str().unwrap().parse().unwrap();
     let cell: f64 = clip_row.split('|').nth(2).unwrap().trim().parse().unwrap();
     assert!((rec - cell).abs() < 0.0005, "{rec} vs {cell}");
-    // Diagnostics: one row per embedding model and modality (none for the supervised
-    // baselines); AstroCLIP's image effective rank is the one its run recorded.
+    // Diagnostics: one row per model and modality with an embedding (the supervised encoders'
+    // features too; none for the photometry MLP); AstroCLIP's image effective rank is the one
+    // its run recorded.
     let diag: Vec<&str> = t
         .lines()
         .skip_while(|l| !l.starts_with("| model | embedding | effective rank"))
@@ -117,6 +118,8 @@ fn bench_suite_trains_then_reuses_and_prints_the_table() {
             "| AstroCLIP | image ",
             "| AstroCLIP | spectrum ",
             "| MoCo v2 | image ",
+            "| Supervised | image ",
+            "| Supervised spectrum | spectrum ",
             "| SpecFormer (masked) | spectrum ",
             "| Two-stage | image ",
             "| Two-stage | spectrum "
