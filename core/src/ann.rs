@@ -430,8 +430,6 @@ mod tests {
         Embedded { ids, rows, dim }
     }
 
-    /// The graph's top-10 holds ≥ 95 % of the exact top-10 of fresh queries, and the cosines it
-    /// reports are the rows' true cosines.
     /// The distance's CPU-specific builds compute the portable sum bit for bit, and that sum
     /// is the inner product, for widths on both sides of the lane count.
     #[test]
@@ -445,6 +443,8 @@ mod tests {
         }
     }
 
+    /// The graph's top-10 holds ≥ 95 % of the exact top-10 of fresh queries, and the cosines it
+    /// reports are the rows' true cosines.
     #[test]
     fn the_index_finds_the_exact_neighbours() {
         let (n, dim) = (4000, 32);

@@ -152,8 +152,8 @@ pub struct EvalReport {
     /// Supervised baselines: R² of the model's own predictions per source.
     #[serde(default)]
     pub supervised: Vec<R2Row>,
-    /// The embedding space's diagnostics on the held-out objects (absent for supervised
-    /// baselines and with fewer than two held-out objects).
+    /// The embedding space's diagnostics on the held-out objects (absent for the photometry
+    /// MLP and with fewer than two held-out objects).
     #[serde(default)]
     pub diagnostics: Option<EmbeddingDiagnostics>,
 }

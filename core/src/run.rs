@@ -642,6 +642,49 @@ pub fn diagnostic_metrics(d: &eval::EmbeddingDiagnostics, step: i64) -> Vec<Metr
     out
 }
 
+/// One modality's diagnostics as a run recorded them: read back from its latest metrics by
+/// [`recorded_diagnostics`], the inverse of [`diagnostic_metrics`] (for reports and bench
+/// tables).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RecordedDiagnostics {
+    pub source: String,
+    pub effective_rank: f64,
+    pub uniformity: Option<f64>,
+    pub pc1: Option<f64>,
+    pub pc2: Option<f64>,
+    /// Of the image and spectrum embeddings of the same objects (two-modality models).
+    pub alignment: Option<f64>,
+}
+
+impl RecordedDiagnostics {
+    /// Uniformity, PC1, PC2 and alignment as table cells, 3 decimals (— when absent).
+    pub fn cells(&self) -> [String; 4] {
+        let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.3}"));
+        [f(self.uniformity), f(self.pc1), f(self.pc2), f(self.alignment)]
+    }
+}
+
+/// The image and then the spectrum diagnostics among a run's latest metrics (a modality
+/// without `eval.effective_rank` is left out).
+pub fn recorded_diagnostics(latest: &[Metric]) -> Vec<RecordedDiagnostics> {
+    let metric = |key: &str, source: &str| {
+        latest.iter().find(|x| x.key == key && x.context == format!("split=test,source={source}")).map(|x| x.value)
+    };
+    ["image", "spectrum"]
+        .into_iter()
+        .filter_map(|source| {
+            Some(RecordedDiagnostics {
+                source: source.into(),
+                effective_rank: metric("eval.effective_rank", source)?,
+                uniformity: metric("eval.uniformity", source),
+                pc1: metric("eval.pca_variance.pc1", source),
+                pc2: metric("eval.pca_variance.pc2", source),
+                alignment: metric("eval.alignment", "image↔spectrum"),
+            })
+        })
+        .collect()
+}
+
 /// Embeddings of every object as safetensors: `image` and `spectrum` (N, dim) float32,
 /// `is_test` (N,) float32 0/1; object ids in the metadata.
 fn save_embeddings(

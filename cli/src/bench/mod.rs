@@ -97,19 +97,14 @@ pub struct RetrievalRow {
     pub recall: Vec<(usize, f64)>,
 }
 
-/// The embedding diagnostics of one model's embedding of one modality (the run's
-/// `eval.effective_rank`, `eval.uniformity`, `eval.pca_variance.*`, `eval.alignment`).
+/// The embedding diagnostics of one model's embedding of one modality, as its run recorded
+/// them.
 #[derive(Debug, Clone, Serialize)]
 pub struct DiagnosticsRow {
     pub model: String,
     pub run: String,
-    pub source: String,
-    pub effective_rank: f64,
-    pub uniformity: Option<f64>,
-    pub pc1: Option<f64>,
-    pub pc2: Option<f64>,
-    /// Of the image and spectrum embeddings of the same objects (two-modality models).
-    pub alignment: Option<f64>,
+    #[serde(flatten)]
+    pub recorded: astroclip_core::run::RecordedDiagnostics,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,7 +114,7 @@ pub struct SuiteTable {
     pub rows: Vec<SuiteRow>,
     /// Models with both modalities (image-only baselines have no retrieval).
     pub retrieval: Vec<RetrievalRow>,
-    /// Models whose runs recorded embedding diagnostics (not the supervised baselines).
+    /// Models whose runs recorded embedding diagnostics (not the photometry MLP).
     pub diagnostics: Vec<DiagnosticsRow>,
     /// Runs trained by this invocation (the others were reused).
     pub trained: Vec<String>,
@@ -158,10 +153,10 @@ impl SuiteTable {
             );
             out.push_str("|---|---|---:|---:|---:|---:|---:|\n");
             for r in &self.diagnostics {
-                let [u, p1, p2, a] = r.cells();
+                let [u, p1, p2, a] = r.recorded.cells();
                 out.push_str(&format!(
                     "| {} | {} | {:.2} | {u} | {p1} | {p2} | {a} |\n",
-                    r.model, r.source, r.effective_rank
+                    r.model, r.recorded.source, r.recorded.effective_rank
                 ));
             }
         }
@@ -212,12 +207,12 @@ impl SuiteTable {
                 esc(DIAGNOSTICS_CAPTION)
             ));
             for r in &self.diagnostics {
-                let [u, p1, p2, a] = r.cells();
+                let [u, p1, p2, a] = r.recorded.cells();
                 out.push_str(&format!(
                     "<tr><td>{}<td>{}<td class=n>{:.2}<td class=n>{u}<td class=n>{p1}<td class=n>{p2}<td class=n>{a}</tr>",
                     esc(&r.model),
-                    esc(&r.source),
-                    r.effective_rank
+                    esc(&r.recorded.source),
+                    r.recorded.effective_rank
                 ));
             }
             out.push_str("</table>\n");
@@ -229,14 +224,6 @@ impl SuiteTable {
 const DIAGNOSTICS_CAPTION: &str = "Embedding diagnostics on the held-out objects: effective rank (1 = collapsed onto \
      one axis), uniformity (Wang & Isola, t = 2; lower = more spread), variance fraction of the first two principal \
      axes, alignment of each object's image and spectrum embeddings (mean squared distance of unit vectors)";
-
-impl DiagnosticsRow {
-    /// Uniformity, PC1, PC2 and alignment as table cells (— when absent).
-    fn cells(&self) -> [String; 4] {
-        let f = |v: Option<f64>| v.map_or("—".to_string(), |x| format!("{x:.3}"));
-        [f(self.uniformity), f(self.pc1), f(self.pc2), f(self.alignment)]
-    }
-}
 
 /// A model name as a key part: lower case, runs of other characters as `-`.
 fn slug(name: &str) -> String {
@@ -344,23 +331,13 @@ pub fn execute(
         if !recall.is_empty() && recall.len() == cfg.eval.recall_at.len() {
             retrieval.push(RetrievalRow { model: m.name.clone(), run: id.clone(), recall });
         }
-        let metric = |key: &str, source: &str| {
-            latest.iter().find(|x| x.key == key && x.context == format!("split=test,source={source}")).map(|x| x.value)
-        };
-        for source in ["image", "spectrum"] {
-            if let Some(effective_rank) = metric("eval.effective_rank", source) {
-                diagnostics.push(DiagnosticsRow {
-                    model: m.name.clone(),
-                    run: id.clone(),
-                    source: source.into(),
-                    effective_rank,
-                    uniformity: metric("eval.uniformity", source),
-                    pc1: metric("eval.pca_variance.pc1", source),
-                    pc2: metric("eval.pca_variance.pc2", source),
-                    alignment: metric("eval.alignment", "image↔spectrum"),
-                });
-            }
-        }
+        diagnostics.extend(
+            astroclip_core::run::recorded_diagnostics(&latest).into_iter().map(|recorded| DiagnosticsRow {
+                model: m.name.clone(),
+                run: id.clone(),
+                recorded,
+            }),
+        );
         for (prefix, source, protocol) in [
             ("eval.r2", "image", "zero-shot (k-NN)"),
             ("eval.mlp_r2", "image", "few-shot (MLP)"),

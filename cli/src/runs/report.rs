@@ -279,23 +279,13 @@ th{{background:#f4f4f4}} pre{{font-size:12px;background:#fafafa;padding:1em;over
 fn diagnostics_table(h: &mut String, details: &[RunDetail]) {
     let mut rows = Vec::new();
     for d in details {
-        let get = |key: &str, source: &str| {
-            d.latest_metrics
-                .iter()
-                .find(|m| m.key == key && m.context.split(',').any(|c| c == format!("source={source}")))
-                .map(|m| m.value)
-        };
-        let alignment = get("eval.alignment", "image↔spectrum");
-        for source in ["image", "spectrum"] {
-            let Some(rank) = get("eval.effective_rank", source) else { continue };
-            let f = |v: Option<f64>, p: usize| v.map_or("—".to_string(), |x| format!("{x:.p$}"));
+        for r in astroclip_core::run::recorded_diagnostics(&d.latest_metrics) {
+            let [u, p1, p2, a] = r.cells();
             rows.push(format!(
-                "<tr><td><code>{}</code></td><td>{source}</td><td>{rank:.2}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr><td><code>{}</code></td><td>{}</td><td>{:.2}</td><td>{u}</td><td>{p1}</td><td>{p2}</td><td>{a}</td></tr>",
                 &d.summary.id[..8],
-                f(get("eval.uniformity", source), 3),
-                f(get("eval.pca_variance.pc1", source), 3),
-                f(get("eval.pca_variance.pc2", source), 3),
-                f(alignment, 3),
+                r.source,
+                r.effective_rank,
             ));
         }
     }

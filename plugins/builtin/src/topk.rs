@@ -158,9 +158,9 @@ pub fn top_k_with(
 }
 
 /// `dots[i, j] = q_i · x_j` for `nq` query rows and `nb` database rows (both row-major, width
-/// `dim`), [`Kernel::Gemm`]: one matrix product by the `gemm` crate (burn-flex's own kernel), reading the
-/// database rows in place as the columns of the right-hand side, so no block is copied or
-/// transposed.
+/// `dim`), [`Kernel::Gemm`]: one matrix product by the `gemm` crate (burn-flex's own kernel),
+/// reading the database rows in place as the columns of the right-hand side, so no block is
+/// copied or transposed.
 #[allow(unsafe_code)] // gemm's one entry point is unsafe (raw pointers and strides); see SAFETY
 fn scores(q: &[f32], nq: usize, x: &[f32], nb: usize, dim: usize, dots: &mut [f32], threads: usize) {
     assert!(q.len() >= nq * dim && x.len() >= nb * dim && dots.len() >= nq * nb, "top-k block sizes");
